@@ -1,0 +1,1 @@
+"""The kubemu command (kubectl-shaped)."""
