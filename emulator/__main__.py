@@ -1,0 +1,3 @@
+from emulator.cli.main import main
+
+main()

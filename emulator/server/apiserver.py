@@ -1,0 +1,121 @@
+"""The API process: open the store, serve the wire protocol on TCP.
+
+``serve_api`` is the service (tests start it with ``nursery.start`` on port 0);
+``main`` is ``kubemu apiserver``.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import trio
+
+from emulator.errors import TooManyRequests
+from emulator.home import Home, ensure_token
+from emulator.server.handlers import Handlers
+from emulator.server.namespaces import run_namespace_controller
+from emulator.server.registry import Registry
+from emulator.server.session import Session
+from emulator.settings import ApiSettings
+from emulator.store import Store, StoreSettings
+from emulator.store.crypto import SecretCipher
+
+log = structlog.get_logger("apiserver")
+
+
+@dataclass(frozen=True)
+class ApiAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ListenError(Exception):
+    """The API could not bind its address; the message says why and what to do."""
+
+
+def open_store(home: Home, settings: ApiSettings) -> Store:
+    home.ensure()
+    cipher = SecretCipher.from_key_file(home.secrets_key)
+    return Store.open(home.store, cipher, StoreSettings(watch_history=settings.watch_history))
+
+
+async def serve_api(
+    home: Home,
+    token: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 6443,
+    settings: ApiSettings | None = None,
+    task_status: trio.TaskStatus[ApiAddress] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    settings = settings or ApiSettings()
+    store = open_store(home, settings)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            registry = Registry(store, settings)
+            await registry.ensure_system_namespaces()
+            handlers = Handlers(registry)
+            try:
+                listeners = await trio.open_tcp_listeners(port, host=host)
+            except OSError as exc:
+                raise ListenError(_listen_problem(host, port, exc)) from None
+            sockname = listeners[0].socket.getsockname()
+            address = ApiAddress(sockname[0], sockname[1])
+            nursery.start_soon(run_namespace_controller, registry)
+            active = 0
+
+            async def handle(stream: trio.SocketStream) -> None:
+                nonlocal active
+                peer = _peer(stream)
+                session = Session(stream, handlers, token, settings, peer)
+                if active >= settings.max_connections:
+                    log.warning("connection_refused", reason="too_many_connections", peer=peer)
+                    await session.refuse(TooManyRequests(f"the API serves at most {settings.max_connections} connections"))
+                    return
+                active += 1
+                try:
+                    await session.serve()
+                finally:
+                    active -= 1
+
+            log.info("api_listening", address=str(address), objects=store.count(), resource_version=store.resource_version)
+            task_status.started(address)
+            await trio.serve_listeners(handle, listeners)
+    finally:
+        store.close()
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
+
+
+def _listen_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: the address is already in use (another kubemu, or pick another port with --port)"
+    if exc.errno == errno.EACCES:
+        return (f"cannot listen on {host}:{port}: permission denied (ports below 1024 need root, or "
+                "lower net.ipv4.ip_unprivileged_port_start)")
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def announce_ready(address: ApiAddress) -> None:
+    """The line a supervisor waits for on our stdout."""
+    sys.stdout.write(f"kubemu-ready {address}\n")
+    sys.stdout.flush()
+
+
+def default_token(home: Home, token_file: Path | None) -> str:
+    home.ensure()
+    return ensure_token(token_file or home.token)
