@@ -1,0 +1,107 @@
+"""`kubemu up` as a user runs it: starts, refuses a twin, heals, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+import trio
+
+from emulator.home import Home
+from tests.procs import KUBEMU, env_for, kubemu, processes_with_home
+
+
+class Up:
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.output = b""
+        self.errors = b""
+
+    async def read_until(self, text: bytes, stream: str = "stdout", timeout: float = 30) -> None:
+        source = self.process.stdout if stream == "stdout" else self.process.stderr
+        assert source is not None
+        with trio.fail_after(timeout):
+            while True:
+                collected = self.output if stream == "stdout" else self.errors
+                if text in collected:
+                    return
+                chunk = await source.receive_some(65536)
+                if not chunk:
+                    raise AssertionError(f"`kubemu up` ended before printing {text!r}: {collected!r}")
+                if stream == "stdout":
+                    self.output += chunk
+                else:
+                    self.errors += chunk
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            with trio.move_on_after(30):
+                return await self.process.wait()
+            self.process.kill()
+        return await self.process.wait()
+
+
+async def start_up(home: Home) -> Up:
+    process = await trio.lowlevel.open_process(
+        KUBEMU + ["up", "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
+    )
+    up = Up(process)
+    await up.read_until(b"kubemu is up")
+    return up
+
+
+def api_pid(home: Home, up: Up) -> int:
+    children = [pid for pid in processes_with_home(home.root) if pid != up.process.pid]
+    assert len(children) == 1, children
+    return children[0]
+
+
+@pytest.mark.deadline(120)
+async def test_up_runs_heals_and_stops(home: Home) -> None:
+    up = await start_up(home)
+    try:
+        assert b"API server" in up.output
+        assert (await kubemu(home, "get", "ns")).returncode == 0
+        created = await kubemu(home, "create", "-f", "-", stdin=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\n")
+        assert created.returncode == 0, created.stderr
+
+        twin = await kubemu(home, "up", "--api-port", "0")
+        assert twin.returncode == 1
+        assert b"already running" in twin.stderr and b"Traceback" not in twin.stderr
+
+        first_api = api_pid(home, up)
+        os.kill(first_api, signal.SIGKILL)
+        await up.read_until(b"component_died", stream="stderr")
+        with trio.fail_after(30):
+            while True:  # the API comes back on the same address; clients need nothing new
+                result = await kubemu(home, "get", "cm", "keep", "-o", "name")
+                if result.returncode == 0:
+                    break
+                await trio.sleep(0.2)
+        assert result.stdout == b"configmap/keep\n"
+        assert api_pid(home, up) != first_api
+    finally:
+        code = await up.stop()
+    assert code == 0
+    assert processes_with_home(home.root) == []
+
+    again = await start_up(home)
+    try:
+        result = await kubemu(home, "get", "cm", "keep", "-o", "name")
+        assert result.stdout == b"configmap/keep\n", "a restarted `up` finds what was there"
+    finally:
+        assert await again.stop() == 0
+
+
+@pytest.mark.deadline(60)
+async def test_killing_up_leaves_no_process(home: Home) -> None:
+    up = await start_up(home)
+    child = api_pid(home, up)
+    up.process.kill()  # SIGKILL: no chance to clean up; the children must notice
+    await up.process.wait()
+    with trio.fail_after(20):
+        while child in processes_with_home(home.root):
+            await trio.sleep(0.1)
