@@ -23,6 +23,24 @@ log = structlog.get_logger("lifecycle")
 E = TypeVar("E", bound=BaseException)
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one: many pods and connections
+    need descriptors. Returns the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("fd_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+    return soft
+
+
 def find_error(exc: BaseException, cls: type[E]) -> E | None:
     """The first ``cls`` inside (possibly nested) exception groups, or None."""
     if isinstance(exc, cls):

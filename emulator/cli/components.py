@@ -13,7 +13,7 @@ import trio
 from emulator import logs
 from emulator.client.config import ClientConfig, write_config
 from emulator.home import Home
-from emulator.lifecycle import find_error, run_until_stopped
+from emulator.lifecycle import find_error, raise_fd_limit, run_until_stopped
 from emulator.server.apiserver import ListenError, announce_ready, default_token, serve_api
 from emulator.settings import ApiSettings
 
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def apiserver(args: argparse.Namespace) -> int:
     logs.configure(args.log_format, args.log_level, component="apiserver")
+    raise_fd_limit()
     home = Home.from_env().ensure()
     settings = ApiSettings()
     try:

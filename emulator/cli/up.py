@@ -28,7 +28,7 @@ from emulator import logs
 from emulator.cli.components import add_process_flags
 from emulator.cli.context import UsageError
 from emulator.home import Home, ensure_token
-from emulator.lifecycle import run_until_stopped
+from emulator.lifecycle import raise_fd_limit, run_until_stopped
 from emulator.settings import SupervisorSettings
 
 log = structlog.get_logger("up")
@@ -87,6 +87,7 @@ class HomeLock:
 
 def up(args: argparse.Namespace) -> int:
     logs.configure(args.log_format, args.log_level, component="up")
+    raise_fd_limit()
     home = Home.from_env().ensure()
     lock = HomeLock(home)
     lock.acquire()
