@@ -4,6 +4,8 @@ default, one JSON object per line with ``--log-format json``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 import sys
 
 import structlog
@@ -32,7 +34,7 @@ def configure(fmt: str = "console", level: str = "info", component: str = "") ->
 
 
 def _bind_component(component: str) -> structlog.types.Processor:
-    def processor(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    def processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event.setdefault("component", component)
         return event
 

@@ -29,7 +29,7 @@ async def test_versions_rise_and_reads_see_only_committed(tmp_path: Path, nurser
     b = await store.create(("ConfigMap", "default", "b"), cm("b"))
     assert int(b["metadata"]["resourceVersion"]) == int(a["metadata"]["resourceVersion"]) + 1
     assert store.get("ConfigMap", "default", "a") == a
-    items, rv = store.list("ConfigMap", "default")
+    items, rv = store.list_objects("ConfigMap", "default")
     assert {o["metadata"]["name"] for o in items} == {"a", "b"}
     assert rv == int(b["metadata"]["resourceVersion"])
     with pytest.raises(AlreadyExists):

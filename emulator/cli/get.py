@@ -44,7 +44,8 @@ async def _fetch(
 ) -> tuple[list[Obj], str, list[ApiError]]:
     """Objects by name (collecting NotFound errors), or a list; plus the list's version."""
     if names:
-        found, errors = [], []
+        found: list[Obj] = []
+        errors: list[ApiError] = []
         for name in names:
             try:
                 found.append(await client.get(info.kind, name, namespace))

@@ -12,8 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-import trio
-
 from emulator.client.config import ConfigError
 from emulator.cli.context import UsageError
 from emulator.cli.manifests import ManifestError
@@ -63,9 +61,3 @@ def run(argv: list[str]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return 1
-
-
-def run_async(fn: Callable[[], object]) -> int:
-    """Run a coroutine function; KeyboardInterrupt ends it quietly like kubectl."""
-    result = trio.run(fn)  # type: ignore[arg-type]
-    return int(result) if isinstance(result, int) else 0

@@ -39,7 +39,9 @@ class Document:
 
     @property
     def where(self) -> str:
-        meta = self.object.get("metadata") if isinstance(self.object.get("metadata"), dict) else {}
+        meta = self.object.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
         name = meta.get("name") or meta.get("generateName") or "?"
         return f'{self.source} (document {self.index}, {self.object.get("kind", "?")} "{name}")'
 

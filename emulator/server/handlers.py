@@ -44,16 +44,16 @@ class Args:
             raise BadRequest(f"{self.op}: argument {name!r} must be {expected}, not {type(value).__name__}")
         return value
 
-    def str(self, name: str, required: bool = True) -> Any:
+    def text(self, name: str, required: bool = True) -> Any:
         return self._get(name, str, required)
 
-    def int(self, name: str, required: bool = False) -> Any:
+    def integer(self, name: str, required: bool = False) -> Any:
         return self._get(name, int, required)
 
-    def bool(self, name: str) -> bool:
+    def flag(self, name: str) -> bool:
         return bool(self._get(name, bool, False))
 
-    def map(self, name: str, required: bool = True) -> Any:
+    def mapping(self, name: str, required: bool = True) -> Any:
         return self._get(name, dict, required)
 
     def any(self, name: str) -> Any:
@@ -63,14 +63,14 @@ class Args:
         return value
 
     def kind(self) -> KindInfo:
-        word = self.str("kind")
+        word = self.text("kind")
         try:
             return kinds.resolve(word)
         except LookupError as exc:
             raise NotFound(str(exc)) from None
 
     def namespace(self) -> str | None:
-        return self.str("namespace", required=False) or None
+        return self.text("namespace", required=False) or None
 
 
 class Handlers:
@@ -96,12 +96,12 @@ class Handlers:
         return await handler(Args(op, args))
 
     async def get(self, a: Args) -> Obj:
-        return self.registry.get(a.kind().kind, a.namespace(), a.str("name"))
+        return self.registry.get(a.kind().kind, a.namespace(), a.text("name"))
 
     async def list(self, a: Args) -> Obj:
         info = a.kind()
-        labels = parse_label_selector(a.str("labelSelector", False) or "")
-        fields = parse_field_selector(a.str("fieldSelector", False) or "")
+        labels = parse_label_selector(a.text("labelSelector", False) or "")
+        fields = parse_field_selector(a.text("fieldSelector", False) or "")
         items, rv = self.registry.list(info.kind, a.namespace())
         if not labels.is_empty:
             items = [o for o in items if labels.matches(o["metadata"].get("labels"))]
@@ -116,49 +116,49 @@ class Handlers:
         }
 
     async def create(self, a: Args) -> Obj:
-        return await self.registry.create(a.map("object"), a.namespace(), dry_run=a.bool("dryRun"))
+        return await self.registry.create(a.mapping("object"), a.namespace(), dry_run=a.flag("dryRun"))
 
     async def update(self, a: Args) -> Obj:
         return await self.registry.update(
-            a.map("object"), a.namespace(), subresource=a.str("subresource", False), dry_run=a.bool("dryRun")
+            a.mapping("object"), a.namespace(), subresource=a.text("subresource", False), dry_run=a.flag("dryRun")
         )
 
     async def patch(self, a: Args) -> Obj:
         return await self.registry.patch(
-            a.kind().kind, a.namespace(), a.str("name"), a.any("patch"),
-            a.str("patchType", False) or "merge", subresource=a.str("subresource", False),
+            a.kind().kind, a.namespace(), a.text("name"), a.any("patch"),
+            a.text("patchType", False) or "merge", subresource=a.text("subresource", False),
         )
 
     async def apply(self, a: Args) -> Obj:
-        obj, action = await self.registry.apply(a.map("object"), a.namespace(), dry_run=a.bool("dryRun"))
+        obj, action = await self.registry.apply(a.mapping("object"), a.namespace(), dry_run=a.flag("dryRun"))
         return {"object": obj, "action": action}
 
     async def delete(self, a: Args) -> Obj:
         return await self.registry.delete(
-            a.kind().kind, a.namespace(), a.str("name"),
-            grace_period=a.int("gracePeriodSeconds"),
-            propagation=a.str("propagationPolicy", False),
-            preconditions=a.map("preconditions", False),
+            a.kind().kind, a.namespace(), a.text("name"),
+            grace_period=a.integer("gracePeriodSeconds"),
+            propagation=a.text("propagationPolicy", False),
+            preconditions=a.mapping("preconditions", False),
         )
 
     async def watch(self, a: Args) -> WatchRequest:
         info = a.kind()
-        rv_text = a.str("resourceVersion", False)
+        rv_text = a.text("resourceVersion", False)
         rv: int | None = None
         if rv_text and rv_text != "0":
             try:
                 rv = int(rv_text)
             except ValueError:
                 raise BadRequest(f'watch: invalid resourceVersion "{rv_text[:40]}"') from None
-        labels = parse_label_selector(a.str("labelSelector", False) or "")
-        fields = parse_field_selector(a.str("fieldSelector", False) or "")
+        labels = parse_label_selector(a.text("labelSelector", False) or "")
+        fields = parse_field_selector(a.text("fieldSelector", False) or "")
         return WatchRequest(WatchSpec(
             info=info,
             namespace=a.namespace() if info.namespaced else None,
             resource_version=rv,
             labels=None if labels.is_empty else labels,
             fields=None if fields.is_empty else fields,
-            bookmarks=a.bool("allowWatchBookmarks"),
+            bookmarks=a.flag("allowWatchBookmarks"),
         ))
 
     async def version(self, a: Args) -> Obj:

@@ -39,7 +39,7 @@ async def _drain(registry: Registry, namespace: str) -> None:
     for info in kinds.KINDS.values():
         if not info.namespaced:
             continue
-        items, _ = registry.store.list(info.kind, namespace)
+        items, _ = registry.store.list_objects(info.kind, namespace)
         for obj in items:
             remaining += 1
             if obj["metadata"].get("deletionTimestamp"):

@@ -94,5 +94,8 @@ def same_content(a: Obj, b: Obj) -> bool:
     """Equal but for resourceVersion: such an update writes nothing."""
     if {k: v for k, v in a.items() if k != "metadata"} != {k: v for k, v in b.items() if k != "metadata"}:
         return False
-    strip = lambda m: {k: v for k, v in m.items() if k != "resourceVersion"}  # noqa: E731
-    return strip(a["metadata"]) == strip(b["metadata"])
+    return _without_version(a["metadata"]) == _without_version(b["metadata"])
+
+
+def _without_version(meta: Obj) -> Obj:
+    return {k: v for k, v in meta.items() if k != "resourceVersion"}

@@ -100,7 +100,7 @@ class Registry:
 
     def list(self, kind: str, namespace: str | None) -> tuple[list[Obj], int]:
         info = self.info(kind)
-        return self.store.list(info.kind, namespace if info.namespaced and namespace else None)
+        return self.store.list_objects(info.kind, namespace if info.namespaced and namespace else None)
 
     # -- create ----------------------------------------------------------------------
 

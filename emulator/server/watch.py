@@ -54,7 +54,7 @@ async def run_watch(
 
     Raises Expired when the history is gone (before ``on_start`` if it never was)."""
     if spec.resource_version is None:
-        items, rv = store.list(spec.info.kind, spec.namespace)
+        items, rv = store.list_objects(spec.info.kind, spec.namespace)
         cursor = store.log.cursor_after(rv)
         await on_start(rv)
         for obj in items:

@@ -13,7 +13,7 @@ It imports ``emulator.errors`` and ``emulator.model.selectors`` only; admission,
 defaults and Kubernetes metadata rules live in ``emulator.server``.
 """
 
-from emulator.store.store import Store, StoreSettings, WatchEntry
-from emulator.store.watchlog import WatchLog
+from emulator.store.store import Store, StoreSettings
+from emulator.store.watchlog import WatchEntry, WatchLog
 
 __all__ = ["Store", "StoreSettings", "WatchEntry", "WatchLog"]

@@ -78,7 +78,7 @@ class Store:
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self._objects.get(kind, {}).get((namespace, name))
 
-    def list(self, kind: str, namespace: str | None = None) -> tuple[list[Obj], int]:
+    def list_objects(self, kind: str, namespace: str | None = None) -> tuple[list[Obj], int]:
         by_name = self._objects.get(kind, {})
         if namespace is None:
             items = list(by_name.values())
