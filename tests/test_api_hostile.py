@@ -154,3 +154,33 @@ async def test_many_hostile_connections_do_not_stop_good_ones(api: ClientConfig,
     for i in range(20):
         await client.create(configmap(f"good-{i}"))
     assert len((await client.list("ConfigMap", "default"))["items"]) == 20
+
+
+async def test_unauthenticated_peers_may_send_only_small_frames(api: ClientConfig) -> None:
+    stream = await raw(api)
+    await stream.send_all(struct.pack(">I", 100_000) + b"\x81")  # a big "hello", before any token
+    await expect_goodbye(stream, 413, "exceeds the 65536-byte limit")
+
+
+@pytest.mark.parametrize("args, text", [
+    ({"object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": ["x"]}}}, "metadata.namespace"),
+    ({"object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": b"bytes"}}}, ""),
+])
+async def test_malformed_objects_are_bad_requests_not_internal_errors(api: ClientConfig, args: dict[str, Any], text: str) -> None:
+    async with open_client(api) as client:
+        for op in ("apply", "create", "update"):
+            with pytest.raises(Exception) as caught:
+                await client.request(op, args)
+            error = caught.value
+            assert getattr(error, "code", None) in (400, 404, 422), (op, error)  # never a 500
+            assert text in str(error)
+
+
+async def test_broken_last_applied_annotation_is_a_bad_request(client: ApiClient) -> None:
+    obj = configmap("a")
+    obj["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{not json"}
+    await client.create(obj)
+    from emulator.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        await client.apply(configmap("a", k="v"))

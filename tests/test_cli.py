@@ -174,3 +174,27 @@ async def test_get_watch_prints_changes(api_process: ApiProcess) -> None:
 async def test_help(home: Home, command: list[str]) -> None:
     result = await kubemu(home, *command)
     assert result.returncode == 0 and "usage: kubemu" in out(result)
+
+
+async def test_a_second_api_on_the_same_store_is_refused(api_process: ApiProcess) -> None:
+    result = await kubemu(api_process.home, "apiserver", "--port", "0")
+    assert result.returncode == 1
+    assert "in use by another API process" in err(result)
+
+
+async def test_ctrl_c_on_watch_is_quiet(api_process: ApiProcess) -> None:
+    import signal
+
+    watcher = await trio.lowlevel.open_process(
+        KUBEMU + ["get", "ns", "-w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(api_process.home)
+    )
+    assert watcher.stdout is not None and watcher.stderr is not None
+    with trio.fail_after(20):
+        seen = b""
+        while b"default" not in seen:
+            seen += await watcher.stdout.receive_some(4096)
+    watcher.send_signal(signal.SIGINT)
+    code = await watcher.wait()
+    errors = await watcher.stderr.receive_some(65536)
+    assert code == 130
+    assert b"Traceback" not in errors

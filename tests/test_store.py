@@ -103,3 +103,16 @@ def test_key_file_is_private(tmp_path: Path) -> None:
     assert cipher.decrypt(sealed, b"Secret/default/a") == b"secret"
     with pytest.raises(Exception):
         cipher.decrypt(sealed, b"Secret/default/b")  # bound to its row
+
+
+def test_watch_history_is_bounded_in_bytes() -> None:
+    from emulator.store.watchlog import WatchEntry, WatchLog
+
+    log = WatchLog(capacity=1000, start_rv=0, max_bytes=10_000)
+    for rv in range(1, 101):
+        log.append([WatchEntry(rv, "MODIFIED", "ConfigMap", "default", "big", {}, None, size=1_000)])
+    assert log.statistics()["bytes"] <= 10_000
+    assert log.statistics()["entries"] <= 10
+    with pytest.raises(Expired):
+        log.cursor_after(50)
+    assert [e.rv for e in log.read(log.cursor_after(log.oldest_rv))][-1] == 100

@@ -258,3 +258,17 @@ def test_random_garbage_only_ever_raises_protocol_error() -> None:
             assert exc.status["code"] in (400, 413)
         else:
             assert all(type(p) is dict for p in payloads)
+
+
+def test_max_frame_can_be_raised_after_handshake() -> None:
+    from emulator.wire import Connection, ProtocolError, Role
+    import struct
+
+    conn = Connection(Role.SERVER, max_frame=1024)
+    conn.receive_data(struct.pack(">I", 2048))
+    with pytest.raises(ProtocolError, match="exceeds the 1024-byte limit"):
+        conn.next_event()
+    bigger = Connection(Role.SERVER, max_frame=1024)
+    bigger.set_max_frame(4096)
+    bigger.receive_data(struct.pack(">I", 2048))
+    assert bigger.next_event() is not None  # NEED_DATA: accepted, waiting for the body

@@ -63,7 +63,9 @@ class Connection:
         self.codec = wire.Connection(wire.Role.CLIENT)
         self.closed = trio.Event()
         self.close_reason: ApiError | None = None
-        self._send_lock = trio.StrictFIFOLock()
+        # Callers hand whole frames to one writer task, so a cancelled caller can
+        # never leave half a frame on the socket.
+        self._out_send, self._out_recv = trio.open_memory_channel[bytes](256)
         self._pending: dict[int, _Pending] = {}
         self._watches: dict[int, WatchStream] = {}
         self._next_id = 1
@@ -87,6 +89,7 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._writer, nursery.cancel_scope)
                 nursery.start_soon(self._pinger, nursery.cancel_scope)
                 reason = await self._read_all(reason)
                 nursery.cancel_scope.cancel()
@@ -122,6 +125,7 @@ class Connection:
         for watch in self._watches.values():
             watch.finish(reason)
         self._watches.clear()
+        self._out_send.close()
 
     async def _pinger(self, scope: trio.CancelScope) -> None:
         interval = self.settings.ping_interval
@@ -180,9 +184,28 @@ class Connection:
     # -- writing -------------------------------------------------------------------
 
     async def _write(self, message: wire.Message) -> None:
+        """Queue one whole frame (or, before ``run``, send it: only the handshake does)."""
         data = self.codec.send(message)
-        async with self._send_lock:
+        if self._nursery is None:
             await self.stream.send_all(data)
+            return
+        if self.closed.is_set():
+            raise trio.ClosedResourceError("the connection is closed")
+        await self._out_send.send(data)
+
+    async def _writer(self, scope: trio.CancelScope) -> None:
+        try:
+            async for data in self._out_recv:
+                chunks = [data]
+                while len(chunks) < 256:
+                    try:
+                        chunks.append(self._out_recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self.stream.send_all(b"".join(chunks))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._close(ServiceUnavailable(f"lost the connection to the API at {self.address}"))
+            scope.cancel()
 
     def _send_soon(self, message: wire.Message) -> None:
         if self._nursery is not None:
@@ -212,7 +235,10 @@ class Connection:
         except wire.LocalProtocolError as exc:
             self._pending.pop(request_id, None)
             raise ApiError.from_status(exc.status) from None
-        await pending.done.wait()
+        try:
+            await pending.done.wait()
+        finally:
+            self._pending.pop(request_id, None)  # cancelled or timed out: forget it
         if pending.error is not None:
             raise pending.error
         return pending.result
@@ -231,11 +257,15 @@ class Connection:
         except BaseException:
             self._watches.pop(watch_id, None)
             self._pending.pop(watch_id, None)
+            self._send_soon(wire.Cancel(watch_id))  # the server may have started it
             raise
         if pending.error is not None:
             self._watches.pop(watch_id, None)
             raise pending.error
         return watch_id, stream, str(pending.result.get("resourceVersion", ""))
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
     async def cancel_watch(self, watch_id: int) -> None:
         if self._watches.pop(watch_id, None) is not None and not self.closed.is_set():

@@ -26,7 +26,10 @@ async def run_namespace_controller(registry: Registry, interval: float = SWEEP_I
             if ns["metadata"].get("deletionTimestamp")
         ]
         for name in terminating:
-            await _drain(registry, name)
+            try:
+                await _drain(registry, name)
+            except ApiError as exc:  # e.g. the disk refused a write: try again next sweep
+                log.warning("namespace_drain_failed", namespace=name, error=exc.message)
         if terminating:
             await trio.sleep(interval)  # objects left are finishing gracefully; look again
         else:

@@ -36,12 +36,15 @@ class Session:
         self.handlers = handlers
         self.token = token
         self.settings = settings
-        self.conn = wire.Connection(wire.Role.SERVER, max_frame=settings.max_frame)
+        self.conn = wire.Connection(wire.Role.SERVER, max_frame=settings.handshake_max_frame)
+        self.authenticated = trio.Event()
         self.log = log.bind(peer=peer)
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](settings.send_queue_frames)
         self._inflight = trio.Semaphore(settings.max_inflight_per_connection)
         self._watches: dict[int, trio.CancelScope] = {}
         self._writer_done = trio.Event()
+        self._queued_bytes = 0
+        self._drained = trio.Event()
 
     async def serve(self) -> None:
         """Serve until the client goes. Never raises: one connection's trouble stays its own."""
@@ -101,7 +104,9 @@ class Session:
                           "message": "Unauthorized: the bearer token is missing or wrong"}
                 await self._goodbye(status)
                 return False
+            self.conn.set_max_frame(self.settings.max_frame)
             await self._send(wire.Welcome(wire.PROTOCOL_VERSION, "kubemu"))
+            self.authenticated.set()
             return True
         self.log.info("connection_closed", reason="handshake_timeout")
         return False
@@ -112,6 +117,8 @@ class Session:
             if message is None:
                 return
             if isinstance(message, wire.Request):
+                while self._queued_bytes > self.settings.send_buffer_bytes:
+                    await self._drained.wait()
                 await self._inflight.acquire()
                 nursery.start_soon(self._handle, message, nursery)
             elif isinstance(message, wire.Cancel):
@@ -191,15 +198,19 @@ class Session:
         nothing: the tasks still running are about to be cancelled."""
         if self.conn.state is wire.State.CLOSED:
             return
+        while self._queued_bytes > self.settings.send_buffer_bytes:
+            await self._drained.wait()  # the client reads slowly: wait for the writer
         data = self.conn.send(message)
+        self._queued_bytes += len(data)
         try:
             await self._out_send.send(data)
         except trio.ClosedResourceError:
-            pass
+            self._queued_bytes -= len(data)
 
     async def _send_now(self, message: wire.Message) -> None:
         try:
-            await self.stream.send_all(self.conn.send(message))
+            with trio.move_on_after(1):
+                await self.stream.send_all(self.conn.send(message))
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, wire.ProtocolError):
             pass
 
@@ -220,7 +231,17 @@ class Session:
                         chunks.append(receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self.stream.send_all(b"".join(chunks) if len(chunks) > 1 else data)
+                with trio.move_on_after(self.settings.write_stall_timeout) as stall:
+                    await self.stream.send_all(b"".join(chunks) if len(chunks) > 1 else data)
+                if stall.cancelled_caught:
+                    self.log.info("connection_closed", reason="write_stalled",
+                                  seconds=self.settings.write_stall_timeout)
+                    await self.stream.aclose()
+                    return
+                self._queued_bytes -= sum(len(c) for c in chunks)
+                if self._queued_bytes <= self.settings.send_buffer_bytes:
+                    self._drained.set()
+                    self._drained = trio.Event()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:

@@ -7,11 +7,13 @@ Bodies are msgpack; Secrets are encrypted with :class:`SecretCipher`.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgpack
 
@@ -41,10 +43,15 @@ class Row:
     obj: dict[str, Any] | None  # None deletes
 
 
+class StoreInUse(Exception):
+    """Another API process has this store open; two would lose each other's writes."""
+
+
 class SqliteBackend:
     def __init__(self, path: Path, cipher: SecretCipher) -> None:
         self._cipher = cipher
         self.path = path
+        self._lock = _lock_exclusively(path.with_name(path.name + ".lock"))
         # The store serialises every call, from one thread at a time.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -53,6 +60,7 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()
 
     def last_rv(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'rv'").fetchone()
@@ -100,6 +108,25 @@ class SqliteBackend:
         if not isinstance(obj, dict):
             raise ValueError(f"corrupt record for {key}")
         return obj
+
+
+def _lock_exclusively(path: Path) -> IO[str]:
+    lock = open(path, "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise StoreInUse(
+            f"the store {path.with_suffix('')} is in use by another API process (pid {holder}); "
+            "stop it, or use another KUBEMU_HOME"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def _aad(key: Key) -> bytes:

@@ -33,6 +33,7 @@ Obj = dict[str, Any]
 @dataclass(frozen=True)
 class StoreSettings:
     watch_history: int = 20_000
+    watch_history_bytes: int = 64 * 1024 * 1024
     max_batch: int = 2_000
 
 
@@ -42,6 +43,7 @@ class _Write:
     rv: int
     obj: Obj | None
     previous: Obj | None
+    size: int
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
 
@@ -55,8 +57,9 @@ class Store:
             self._objects.setdefault(kind, {})[(namespace, name)] = obj
         self._rv = backend.last_rv()  # last version handed out
         self._committed_rv = self._rv
-        self.log = WatchLog(settings.watch_history, self._rv)
+        self.log = WatchLog(settings.watch_history, self._rv, settings.watch_history_bytes)
         self._overlay: dict[Key, tuple[int, Obj | None]] = {}
+        self._pending_writes: dict[Key, _Write] = {}  # the newest write not yet on disk, per key
         self._queue: list[_Write] = []
         self._wakeup = trio.Event()
         self._batches = 0
@@ -103,19 +106,30 @@ class Store:
             return pending[1]
         return self._objects.get(key[0], {}).get((key[1], key[2]))
 
-    async def create(self, key: Key, obj: Obj) -> Obj:
-        if self.latest(key) is not None:
-            raise AlreadyExists(f'{key[0]} "{key[2]}" already exists')
-        return await self._write(key, obj, None)
+    async def settled(self, key: Key) -> None:
+        """Wait until no write to ``key`` is still on its way to disk (re-raising its
+        failure): call before answering anyone from :meth:`latest`."""
+        write = self._pending_writes.get(key)
+        if write is not None:
+            await write.done.wait()
+            if write.error is not None:
+                raise write.error
 
-    async def replace(self, key: Key, obj: Obj, *, expected_rv: str) -> Obj:
+    async def create(self, key: Key, obj: Obj, size: int = 0) -> Obj:
+        if self.latest(key) is not None:
+            await self.settled(key)
+            if self.latest(key) is not None:
+                raise AlreadyExists(f'{key[0]} "{key[2]}" already exists')
+        return await self._write(key, obj, None, size)
+
+    async def replace(self, key: Key, obj: Obj, *, expected_rv: str, size: int = 0) -> Obj:
         """Compare-and-swap on resourceVersion."""
         previous = self._expect(key, expected_rv)
-        return await self._write(key, obj, previous)
+        return await self._write(key, obj, previous, size)
 
     async def delete(self, key: Key, *, expected_rv: str) -> Obj:
         previous = self._expect(key, expected_rv)
-        await self._write(key, None, previous)
+        await self._write(key, None, previous, 0)
         return previous
 
     def _expect(self, key: Key, expected_rv: str) -> Obj:
@@ -129,13 +143,14 @@ class Store:
             )
         return current
 
-    async def _write(self, key: Key, obj: Obj | None, previous: Obj | None) -> Obj:
+    async def _write(self, key: Key, obj: Obj | None, previous: Obj | None, size: int) -> Obj:
         self._rv += 1
         rv = self._rv
         if obj is not None:
             obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(rv)}}
-        write = _Write(key, rv, obj, previous)
+        write = _Write(key, rv, obj, previous, size)
         self._overlay[key] = (rv, obj)
+        self._pending_writes[key] = write
         self._queue.append(write)
         self._wakeup.set()
         await write.done.wait()
@@ -173,14 +188,16 @@ class Store:
                 by_name.pop((namespace, name), None)
                 assert w.previous is not None
                 gone = {**w.previous, "metadata": {**w.previous["metadata"], "resourceVersion": str(w.rv)}}
-                entries.append(WatchEntry(w.rv, "DELETED", kind, namespace, name, gone, w.previous))
+                entries.append(WatchEntry(w.rv, "DELETED", kind, namespace, name, gone, w.previous, w.size))
             else:
                 by_name[(namespace, name)] = w.obj
                 kind_of_change = "ADDED" if w.previous is None else "MODIFIED"
-                entries.append(WatchEntry(w.rv, kind_of_change, kind, namespace, name, w.obj, w.previous))
+                entries.append(WatchEntry(w.rv, kind_of_change, kind, namespace, name, w.obj, w.previous, w.size))
             pending = self._overlay.get(w.key)
             if pending is not None and pending[0] == w.rv:
                 del self._overlay[w.key]
+            if self._pending_writes.get(w.key) is w:
+                del self._pending_writes[w.key]
         self._committed_rv = batch[-1].rv
         self.log.append(entries)
         self._batches += 1
@@ -193,6 +210,7 @@ class Store:
         failed = batch + self._queue
         self._queue = []
         self._overlay.clear()
+        self._pending_writes.clear()
         for w in failed:
             w.error = InternalError(f"the store could not write to disk: {exc}")
             w.done.set()

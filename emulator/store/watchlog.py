@@ -30,13 +30,16 @@ class WatchEntry:
     name: str
     object: dict[str, Any]  # the new version; for DELETED the last one, carrying the delete's rv
     previous: dict[str, Any] | None  # the version it replaced, for selector transitions
+    size: int = 0  # encoded bytes of ``object`` (0 when unknown), for the history's byte budget
 
 
 class WatchLog:
-    def __init__(self, capacity: int, start_rv: int) -> None:
+    def __init__(self, capacity: int, start_rv: int, max_bytes: int = 1 << 62) -> None:
         if capacity < 1:
             raise ValueError("watch history capacity must be at least 1")
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._entries: list[WatchEntry] = []
         self._rvs: list[int] = []
         self._offset = 0  # absolute index of _entries[0]
@@ -58,10 +61,19 @@ class WatchLog:
             return
         self._entries.extend(entries)
         self._rvs.extend(e.rv for e in entries)
-        # Trim in chunks so that appends stay amortised O(1).
+        self._bytes += sum(e.size for e in entries)
+        # Trim in chunks so that appends stay amortised O(1); big objects trim by bytes.
         excess = len(self._entries) - self.capacity
-        if excess > max(1, self.capacity // 4):
+        if excess <= max(1, self.capacity // 4):
+            excess = 0
+        if self._bytes > self.max_bytes:
+            target, dropped = self._bytes - self.max_bytes * 3 // 4, 0
+            while excess < len(self._entries) - 1 and dropped < target:
+                dropped += self._entries[excess].size
+                excess += 1
+        if excess:
             self._base_rv = self._rvs[excess - 1]
+            self._bytes -= sum(e.size for e in self._entries[:excess])
             del self._entries[:excess]
             del self._rvs[:excess]
             self._offset += excess
@@ -93,6 +105,7 @@ class WatchLog:
     def statistics(self) -> dict[str, int]:
         return {
             "entries": len(self._entries),
+            "bytes": self._bytes,
             "oldest_rv": self._base_rv,
             "watchers_parked": len(self._lot),
         }

@@ -212,6 +212,11 @@ class Connection:
     def role(self) -> Role:
         return self._role
 
+    def set_max_frame(self, max_frame: int) -> None:
+        """Change what we accept from now on (a server accepts small frames until the
+        peer has authenticated, then its normal limit)."""
+        self._decoder.set_max_frame(max_frame)
+
     @property
     def state(self) -> State:
         return _PUBLIC_STATE[self._phase]

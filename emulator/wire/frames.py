@@ -152,12 +152,18 @@ class FrameDecoder:
             raise ValueError(f"max_frame must be between 1 and {MAX_FRAME_LIMIT}, got {max_frame}")
         if not 1 <= max_depth < _MSGPACK_STACK_LIMIT:
             raise ValueError(f"max_depth must be between 1 and {_MSGPACK_STACK_LIMIT - 1}, got {max_depth}")
-        self.max_frame: Final = max_frame
+        self.max_frame = max_frame
         self.max_depth: Final = max_depth
         self._buffer = bytearray()
         self._start = 0  # bytes before this offset are consumed
         self._eof = False
         self._frames_decoded = 0
+
+    def set_max_frame(self, max_frame: int) -> None:
+        """Change the cap, e.g. raise it once a peer has authenticated."""
+        if not 1 <= max_frame <= MAX_FRAME_LIMIT:
+            raise ValueError(f"max_frame must be between 1 and {MAX_FRAME_LIMIT}, got {max_frame}")
+        self.max_frame = max_frame
 
     def feed(self, data: bytes) -> None:
         if self._eof:
