@@ -15,12 +15,17 @@ MiB = 1024 * 1024
 class ApiSettings:
     max_frame: int = 4 * MiB  # largest request frame accepted
     max_object_bytes: int = 3 * MiB // 2  # etcd's request limit, as Kubernetes
-    max_connections: int = 2048
+    max_connections: int = 2048  # authenticated
+    max_handshaking: int = 256  # connections not yet authenticated
+    handshake_max_frame: int = 64 * 1024  # what an unauthenticated peer may send at once
+    send_buffer_bytes: int = 32 * MiB  # encoded answers queued per connection before handlers wait
+    write_stall_timeout: float = 60.0  # a client that reads nothing for this long is cut off
     max_inflight_per_connection: int = 64  # reading pauses beyond this
     max_watches_per_connection: int = 1024
     send_queue_frames: int = 256  # per connection, before the sender waits
     handshake_timeout: float = 10.0
-    watch_history: int = 20_000  # changes kept for watches to resume from
+    watch_history: int = 20_000  # changes kept for watches to resume from ...
+    watch_history_bytes: int = 64 * MiB  # ... and at most this much of them
     bookmark_interval: float = 5.0
     shutdown_grace: float = 5.0
 
@@ -39,4 +44,31 @@ class SupervisorSettings:
     ready_timeout: float = 30.0
     restart_backoff_initial: float = 0.5
     restart_backoff_max: float = 10.0
-    stop_grace: float = 10.0
+    stop_grace: float = 20.0  # per tier: node agents first (their pods stop gracefully), then the API
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """Kubernetes: node status every 10 s, NotReady after 40 s, eviction 300 s later.
+    kubemu reacts faster by default, so that killing a node in a test heals in
+    seconds; pass the Kubernetes values to `kubemu apiserver` to get them."""
+
+    node_monitor_period: float = 1.0
+    node_monitor_grace: float = 15.0  # Kubernetes: 40 s
+    pod_eviction_timeout: float = 30.0  # Kubernetes: 300 s (the not-ready/unreachable toleration)
+    scheduler_retry: float = 5.0  # an unschedulable pod is tried again at least this often
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    status_interval: float = 3.0  # Kubernetes: 10 s
+    restart_backoff_initial: float = 10.0  # CrashLoopBackOff: 10 s doubling ...
+    restart_backoff_max: float = 300.0  # ... to 300 s
+    restart_backoff_reset: float = 600.0  # reset after 10 minutes running
+    log_max_bytes: int = 10 * MiB
+    config_retry: float = 1.0  # a missing ConfigMap/Secret reference is looked up again this often
+    volume_refresh_interval: float = 2.0  # ConfigMap/Secret files follow changes within this
+    resource_interval: float = 1.0  # memory limits and `kubemu top` sampling
+    api_backoff_initial: float = 0.2
+    api_backoff_max: float = 5.0
+    shutdown_grace: float = 10.0  # a stopping agent gives its pods at most this long

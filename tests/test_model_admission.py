@@ -216,7 +216,7 @@ def test_pod_defaults() -> None:
     assert spec["containers"][0]["imagePullPolicy"] == "Always"
     assert spec["containers"][0]["resources"] == {"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}
     assert spec["volumes"] == [
-        {"name": "s", "secret": {"secretName": "s", "defaultMode": 420}},
+        {"name": "s", "secret": {"secretName": "s"}},  # kubemu: no 0644 default, files are 0400
         {"name": "h", "hostPath": {"path": "/tmp", "type": ""}},
     ]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -30,7 +30,7 @@ class Watch:
     """An open watch: iterate it for events. Iteration ends when the server ends
     the watch normally and raises the server's error (e.g. Expired) otherwise."""
 
-    def __init__(self, connection: Connection, watch_id: int, stream: WatchStream, resource_version: str) -> None:
+    def __init__(self, connection: ApiConnection, watch_id: int, stream: WatchStream, resource_version: str) -> None:
         self._connection = connection
         self._id = watch_id
         self._stream = stream
@@ -55,19 +55,46 @@ class Watch:
             await self._connection.cancel_watch(self._id)
 
 
+class ApiConnection(Protocol):
+    """What the client needs of a connection: over TCP (:class:`Connection`) or,
+    inside the API process, straight to the handlers (``emulator.server.local``)."""
+
+    closed: trio.Event
+
+    async def run(self) -> None: ...
+    async def request(self, op: str, args: dict[str, Any]) -> Any: ...
+    async def start_watch(self, args: dict[str, Any], capacity: int) -> tuple[int, WatchStream, str]: ...
+    async def cancel_watch(self, watch_id: int) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+Connector = Callable[[], Awaitable[ApiConnection]]
+
+
 class ApiClient:
-    def __init__(self, config: ClientConfig, nursery: trio.Nursery, settings: ClientSettings, name: str) -> None:
+    """Objects it returns may be shared with other readers: treat them as read-only
+    and build new dicts to change anything."""
+
+    def __init__(
+        self, config: ClientConfig, nursery: trio.Nursery, settings: ClientSettings, name: str,
+        connector: Connector | None = None,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.name = name
         self._nursery = nursery
-        self._connection: Connection | None = None
+        self._connector = connector
+        self._connection: ApiConnection | None = None
         self._connect_lock = trio.Lock()
 
-    async def connection(self) -> Connection:
+    async def connection(self) -> ApiConnection:
         async with self._connect_lock:
             if self._connection is None or self._connection.closed.is_set():
-                self._connection = await self._connect()
+                if self._connector is not None:
+                    self._connection = await self._connector()
+                    self._nursery.start_soon(self._connection.run)
+                else:
+                    self._connection = await self._connect()
             return self._connection
 
     async def _connect(self) -> Connection:
@@ -167,6 +194,11 @@ class ApiClient:
         })
         return result
 
+    async def bind(self, name: str, node: str, namespace: str | None = None) -> Obj:
+        """Assign a pending pod to a node (the scheduler's Binding)."""
+        result: Obj = await self.request("bind", {"name": name, "node": node, "namespace": namespace or self.config.namespace})
+        return result
+
     async def version(self) -> Obj:
         result: Obj = await self.request("version", {})
         return result
@@ -196,18 +228,19 @@ class ApiClient:
 
     async def aclose(self) -> None:
         if self._connection is not None:
-            await self._connection.stream.aclose()
+            await self._connection.aclose()
 
 
 @asynccontextmanager
 async def open_client(
-    config: ClientConfig, *, settings: ClientSettings | None = None, name: str = "kubemu"
+    config: ClientConfig, *, settings: ClientSettings | None = None, name: str = "kubemu",
+    connector: Connector | None = None,
 ) -> AsyncIterator[ApiClient]:
     # An error raised in the caller's block comes out as itself, not wrapped in
     # the ExceptionGroup of this client's private nursery.
     error: Exception | None = None
     async with trio.open_nursery() as nursery:
-        client = ApiClient(config, nursery, settings or ClientSettings(), name)
+        client = ApiClient(config, nursery, settings or ClientSettings(), name, connector)
         try:
             yield client
         except Exception as exc:

@@ -82,7 +82,9 @@ def container(c: Obj) -> None:
 
 
 def volume(vol: Obj) -> None:
-    for source in ("configMap", "secret", "downwardAPI", "projected"):
+    # kubemu leaves secret (and projected) volumes without a defaultMode, so their
+    # files are 0400 on the node (hardened); Kubernetes defaults 0644 here.
+    for source in ("configMap", "downwardAPI"):
         if source in vol:
             vol[source].setdefault("defaultMode", DEFAULT_MODE)
     if "hostPath" in vol:

@@ -14,15 +14,19 @@ from pathlib import Path
 import structlog
 import trio
 
+from emulator.client import ClientConfig, open_client
+from emulator.controllers.manager import run_controllers
 from emulator.errors import TooManyRequests
 from emulator.home import Home, ensure_token
 from emulator.server.handlers import Handlers
+from emulator.server.local import local_connector
 from emulator.server.namespaces import run_namespace_controller
 from emulator.server.registry import Registry
 from emulator.server.session import Session
-from emulator.settings import ApiSettings
+from emulator.settings import ApiSettings, ControllerSettings
 from emulator.store import Store, StoreSettings
 from emulator.store.crypto import SecretCipher
+from emulator.store.sqlite import StoreInUse
 
 log = structlog.get_logger("apiserver")
 
@@ -43,7 +47,8 @@ class ListenError(Exception):
 def open_store(home: Home, settings: ApiSettings) -> Store:
     home.ensure()
     cipher = SecretCipher.from_key_file(home.secrets_key)
-    return Store.open(home.store, cipher, StoreSettings(watch_history=settings.watch_history))
+    return Store.open(home.store, cipher, StoreSettings(
+        watch_history=settings.watch_history, watch_history_bytes=settings.watch_history_bytes))
 
 
 async def serve_api(
@@ -53,10 +58,17 @@ async def serve_api(
     host: str = "127.0.0.1",
     port: int = 6443,
     settings: ApiSettings | None = None,
+    controllers: ControllerSettings | None = None,
+    run_controllers: bool = True,
     task_status: trio.TaskStatus[ApiAddress] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Serve the API; also run the controllers that live beside it (scheduler,
+    node lifecycle, volume binder) over an in-process connection."""
     settings = settings or ApiSettings()
-    store = open_store(home, settings)
+    try:
+        store = open_store(home, settings)
+    except StoreInUse as exc:
+        raise ListenError(str(exc)) from None
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
@@ -70,27 +82,48 @@ async def serve_api(
             sockname = listeners[0].socket.getsockname()
             address = ApiAddress(sockname[0], sockname[1])
             nursery.start_soon(run_namespace_controller, registry)
-            active = 0
+            if run_controllers:
+                nursery.start_soon(_controllers, home, token, address, handlers, settings, controllers or ControllerSettings())
+            counts = {"handshaking": 0, "active": 0}
 
             async def handle(stream: trio.SocketStream) -> None:
-                nonlocal active
                 peer = _peer(stream)
                 session = Session(stream, handlers, token, settings, peer)
-                if active >= settings.max_connections:
+                if counts["handshaking"] >= settings.max_handshaking or counts["active"] >= settings.max_connections:
                     log.warning("connection_refused", reason="too_many_connections", peer=peer)
                     await session.refuse(TooManyRequests(f"the API serves at most {settings.max_connections} connections"))
                     return
-                active += 1
+                counts["handshaking"] += 1
+                counted = "handshaking"
+
+                async def promote() -> None:
+                    nonlocal counted
+                    await session.authenticated.wait()
+                    counts["handshaking"] -= 1
+                    counts["active"] += 1
+                    counted = "active"
+
                 try:
-                    await session.serve()
+                    async with trio.open_nursery() as watcher:
+                        watcher.start_soon(promote)
+                        await session.serve()
+                        watcher.cancel_scope.cancel()
                 finally:
-                    active -= 1
+                    counts[counted] -= 1
 
             log.info("api_listening", address=str(address), objects=store.count(), resource_version=store.resource_version)
             task_status.started(address)
             await trio.serve_listeners(handle, listeners)
     finally:
         store.close()
+
+
+async def _controllers(
+    home: Home, token: str, address: ApiAddress, handlers: Handlers, settings: ApiSettings, controllers: ControllerSettings
+) -> None:
+    config = ClientConfig(server=str(address), token=token)
+    async with open_client(config, name="kube-controller-manager", connector=local_connector(handlers, settings)) as client:
+        await run_controllers(client, home, controllers)
 
 
 def _peer(stream: trio.SocketStream) -> str:

@@ -84,6 +84,7 @@ class Handlers:
             "patch": self.patch,
             "apply": self.apply,
             "delete": self.delete,
+            "bind": self.bind,
             "watch": self.watch,
             "version": self.version,
             "statistics": self.statistics,
@@ -140,6 +141,9 @@ class Handlers:
             propagation=a.text("propagationPolicy", False),
             preconditions=a.mapping("preconditions", False),
         )
+
+    async def bind(self, a: Args) -> Obj:
+        return await self.registry.bind(a.text("namespace"), a.text("name"), a.text("node"))
 
     async def watch(self, a: Args) -> WatchRequest:
         info = a.kind()

@@ -20,7 +20,7 @@ import structlog
 from emulator.errors import AlreadyExists, BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from emulator.model import admission, kinds, patch
 from emulator.model.kinds import KindInfo
-from emulator.server import objectmeta
+from emulator.server import ipam, objectmeta
 from emulator.settings import ApiSettings
 from emulator.store import Store
 from emulator.store.sqlite import Key
@@ -73,12 +73,16 @@ class Registry:
             details={"name": name, "kind": info.plural, "group": info.group},
         )
 
-    def _check_size(self, obj: Obj) -> None:
-        size = len(msgpack.packb(obj, use_bin_type=True))
+    def _check_size(self, obj: Obj) -> int:
+        try:
+            size = len(msgpack.packb(obj, use_bin_type=True))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"the object cannot be stored: {exc}") from None
         if size > self.settings.max_object_bytes:
             raise TooLarge(
                 f"object is too large: {size} bytes, the limit is {self.settings.max_object_bytes}"
             )
+        return size
 
     def _check_namespace(self, namespace: str) -> None:
         ns = self.store.latest(("Namespace", "", namespace))
@@ -111,7 +115,7 @@ class Registry:
         meta = obj["metadata"]
         ns = ""
         if info.namespaced:
-            given = meta.get("namespace")
+            given = _namespace(meta)
             if given and namespace and given != namespace:
                 raise BadRequest(
                     "the namespace of the provided object does not match the namespace sent on the request"
@@ -128,20 +132,57 @@ class Registry:
                 if self.store.latest(self.key(info, ns, name)) is None:
                     break
         assert isinstance(name, str)
+        if info.kind == "Node":
+            obj = self._with_pod_cidr(obj)
         stored = objectmeta.fill_on_create(info, obj, ns, name)
-        self._check_size(stored)
+        size = self._check_size(stored)
         key = self.key(info, ns, name)
         try:
             if dry_run:
                 if self.store.latest(key) is not None:
-                    raise AlreadyExists(name)
+                    await self.store.settled(key)
+                    if self.store.latest(key) is not None:
+                        raise AlreadyExists(name)
                 return stored
-            return await self.store.create(key, stored)
+            return await self.store.create(key, stored, size)
         except AlreadyExists:
             raise AlreadyExists(
                 f'{describe_kind(info)} "{name}" already exists',
                 details={"name": name, "kind": info.plural, "group": info.group},
             ) from None
+
+    def _with_pod_cidr(self, node: Obj) -> Obj:
+        """Give a new Node its own pod range, as the node IPAM controller does."""
+        spec = node.get("spec") or {}
+        if spec.get("podCIDR"):
+            return node
+        in_use = [n.get("spec", {}).get("podCIDR", "") for n in self.store.iter_kind("Node")]
+        try:
+            cidr = ipam.allocate_pod_cidr(in_use)
+        except ipam.RangeExhausted as exc:
+            raise Forbidden(str(exc)) from None
+        return {**node, "spec": {**spec, "podCIDR": cidr, "podCIDRs": [cidr]}}
+
+    async def bind(self, namespace: str, name: str, node: str) -> Obj:
+        """The Binding subresource: put a pending pod on a node, once."""
+        info = self.info("Pod")
+        key = self.key(info, namespace, name)
+        pod = self.store.latest(key)
+        if pod is None:
+            raise self._not_found(info, name)
+        if pod.get("spec", {}).get("nodeName"):
+            raise Conflict(f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"')
+        if pod["metadata"].get("deletionTimestamp"):
+            raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
+        if self.store.latest(("Node", "", node)) is None:
+            raise NotFound(f'nodes "{node}" not found')
+        status = dict(pod.get("status") or {})
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conditions
+        bound = {**pod, "spec": {**pod["spec"], "nodeName": node}, "status": status}
+        return await self.store.replace(key, bound, expected_rv=pod["metadata"]["resourceVersion"])
 
     # -- update / patch / apply ------------------------------------------------------
 
@@ -158,7 +199,7 @@ class Registry:
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest("metadata.name: Required value")
-        ns = (meta.get("namespace") or namespace or "default") if info.namespaced else None
+        ns = (_namespace(meta) or namespace or "default") if info.namespaced else None
         key = self.key(info, ns, name)
         old = self.store.latest(key)
         if old is None:
@@ -173,19 +214,21 @@ class Registry:
         new = objectmeta.carry_over(info, old, new, status_only=subresource == "status")
         if dry_run:
             self._check_size(new)
+            await self.store.settled(key)
             return new
         return await self._replace(info, key, old, new)
 
     async def _replace(self, info: KindInfo, key: Key, old: Obj, new: Obj) -> Obj:
         if objectmeta.same_content(old, new):
+            await self.store.settled(key)  # answer only with what is on disk
             return old
-        self._check_size(new)
+        size = self._check_size(new)
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._awaits_node(info, new):
             # The last finalizer is gone: the deletion completes now.
             await self.store.delete(key, expected_rv=old["metadata"]["resourceVersion"])
             return new
-        return await self.store.replace(key, new, expected_rv=old["metadata"]["resourceVersion"])
+        return await self.store.replace(key, new, expected_rv=old["metadata"]["resourceVersion"], size=size)
 
     def _conflict(self, info: KindInfo, name: str) -> Conflict:
         return Conflict(
@@ -226,15 +269,27 @@ class Registry:
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest("metadata.name: Required value: apply needs a name")
-        ns = (meta.get("namespace") or namespace or "default") if info.namespaced else None
+        ns = (_namespace(meta) or namespace or "default") if info.namespaced else None
         desired = _without_last_applied(obj)
-        last_applied_text = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+        admission.prepare_create(desired)  # reject bad input before anything else reads it
+        try:
+            last_applied_text = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"the object cannot be applied: {exc}") from None
         annotated = _with_annotation(desired, patch.LAST_APPLIED_ANNOTATION, last_applied_text)
         live = self.store.latest(self.key(info, ns, name))
         if live is None:
             return await self.create(annotated, ns, dry_run=dry_run), "created"
         last_text = live["metadata"].get("annotations", {}).get(patch.LAST_APPLIED_ANNOTATION)
-        last = json.loads(last_text) if last_text else None
+        try:
+            last = json.loads(last_text) if last_text else None
+        except ValueError:
+            raise BadRequest(
+                f"the {patch.LAST_APPLIED_ANNOTATION} annotation of {describe_kind(info)} \"{name}\" is not valid JSON; "
+                "fix or remove it"
+            ) from None
+        if last is not None and not isinstance(last, dict):
+            raise BadRequest(f"the {patch.LAST_APPLIED_ANNOTATION} annotation must hold a JSON object")
         merged = patch.three_way_merge(last, annotated, live)
         merged["metadata"] = {**merged["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}
         updated = await self.update(merged, ns, dry_run=dry_run)
@@ -304,6 +359,7 @@ class Registry:
         if info.kind == "Namespace":
             new["status"] = {**old.get("status", {}), "phase": "Terminating"}
         if objectmeta.same_content(old, new):
+            await self.store.settled(key)
             return old
         return await self.store.replace(key, new, expected_rv=meta["resourceVersion"])
 
@@ -330,6 +386,13 @@ class Registry:
         for name in SYSTEM_NAMESPACES:
             if self.store.latest(("Namespace", "", name)) is None:
                 await self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def _namespace(meta: Obj) -> str | None:
+    value = meta.get("namespace")
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"metadata.namespace: expected a string, got {type(value).__name__}")
+    return value or None
 
 
 def _without_last_applied(obj: Obj) -> Obj:
