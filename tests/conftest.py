@@ -17,6 +17,7 @@ from emulator.client import ApiClient, ClientConfig, open_client
 from emulator.home import Home, ensure_token
 from emulator.server.apiserver import serve_api
 from emulator.settings import ApiSettings, ClientSettings
+from tests.cluster import FAST_CONTROLLERS, Cluster
 from tests.procs import ApiProcess, assert_no_processes, start_apiserver
 
 
@@ -35,10 +36,11 @@ def api_settings() -> ApiSettings:
 
 @pytest.fixture
 async def api(home: Home, api_settings: ApiSettings, nursery: trio.Nursery) -> ClientConfig:
-    """The API served in this test's trio loop, on a free port."""
+    """The API alone (no controllers) served in this test's trio loop, on a free port."""
     token = ensure_token(home.token)
     address = await nursery.start(
-        lambda task_status: serve_api(home, token, port=0, settings=api_settings, task_status=task_status)
+        lambda task_status: serve_api(home, token, port=0, settings=api_settings, run_controllers=False,
+                                      task_status=task_status)
     )
     return ClientConfig(server=str(address), token=token)
 
@@ -47,6 +49,23 @@ async def api(home: Home, api_settings: ApiSettings, nursery: trio.Nursery) -> C
 async def client(api: ClientConfig) -> AsyncIterator[ApiClient]:
     async with open_client(api, settings=ClientSettings(request_timeout=10)) as c:
         yield c
+
+
+@pytest.fixture
+async def cluster(home: Home, nursery: trio.Nursery) -> AsyncIterator[Cluster]:
+    """The API plus two node agents, in this test's loop; containers are real processes."""
+    token = ensure_token(home.token)
+    address = await nursery.start(lambda task_status: serve_api(
+        home, token, port=0, settings=ApiSettings(bookmark_interval=0.2), controllers=FAST_CONTROLLERS,
+        task_status=task_status))
+    config = ClientConfig(server=str(address), token=token)
+    async with open_client(config, settings=ClientSettings(request_timeout=10)) as c:
+        cluster = Cluster(home, config, c, nursery)
+        await cluster.add_node("node-1")
+        await cluster.add_node("node-2")
+        yield cluster
+        for scope in cluster.nodes.values():
+            scope.cancel()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,14 @@ def processes_with_home(root: Path) -> list[int]:
     return found
 
 
-def assert_no_processes(root: Path) -> None:
+def assert_no_processes(root: Path, within: float = 5.0) -> None:
+    """No process of this test is left, allowing ``within`` seconds for ones
+    already told to stop (a cancelled agent's spawner kills its pods at once)."""
+    deadline = time.monotonic() + within
     left = processes_with_home(root)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = processes_with_home(root)
     for pid in left:  # do not let one failure leak into the next test
         try:
             os.kill(pid, signal.SIGKILL)

@@ -54,7 +54,7 @@ async def test_too_old_version_is_expired(home, nursery: trio.Nursery) -> None: 
 
     token = ensure_token(home.token)
     settings = ApiSettings(watch_history=10)
-    address = await nursery.start(lambda task_status: serve_api(home, token, port=0, settings=settings, task_status=task_status))
+    address = await nursery.start(lambda task_status: serve_api(home, token, port=0, settings=settings, run_controllers=False, task_status=task_status))
     async with open_client(ClientConfig(str(address), token)) as client:
         first = await client.create(configmap("c0"))
         for i in range(1, 40):

@@ -54,17 +54,26 @@ async def start_up(home: Home) -> Up:
 
 
 def api_pid(home: Home, up: Up) -> int:
-    children = [pid for pid in processes_with_home(home.root) if pid != up.process.pid]
-    assert len(children) == 1, children
-    return children[0]
+    def cmdline(pid: int) -> bytes:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    apis = [pid for pid in processes_with_home(home.root) if b"\0apiserver\0" in cmdline(pid)]
+    assert len(apis) == 1, apis
+    return apis[0]
 
 
 @pytest.mark.deadline(120)
 async def test_up_runs_heals_and_stops(home: Home) -> None:
     up = await start_up(home)
     try:
-        assert b"API server" in up.output
+        assert b"API server" in up.output and b"node-1, node-2" in up.output
         assert (await kubemu(home, "get", "ns")).returncode == 0
+        nodes = await kubemu(home, "get", "nodes", "-o", "name")
+        assert nodes.stdout == b"node/node-1\nnode/node-2\n"
         created = await kubemu(home, "create", "-f", "-", stdin=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\n")
         assert created.returncode == 0, created.stderr
 

@@ -15,7 +15,7 @@ from emulator.client.config import ClientConfig, write_config
 from emulator.home import Home
 from emulator.lifecycle import find_error, raise_fd_limit, run_until_stopped
 from emulator.server.apiserver import ListenError, announce_ready, default_token, serve_api
-from emulator.settings import ApiSettings
+from emulator.settings import ApiSettings, NodeSettings
 
 
 def add_process_flags(p: argparse.ArgumentParser) -> None:
@@ -32,6 +32,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--advertise", help="address written to the client config (default: the listening one)")
     add_process_flags(p)
     p.set_defaults(handler=apiserver)
+
+    n = sub.add_parser("node", help="run a node agent alone, joining the cluster in the client config")
+    n.add_argument("--name", required=True, help="the Node's name (a DNS-1123 subdomain)")
+    n.add_argument("--address", default="127.0.0.1", help="this host's address as other hosts reach it")
+    n.add_argument("--host-port-mode", action="store_true",
+                   help="pods share the node's address; each container port maps to a free host port")
+    n.add_argument("--cpu", default="", help="cpu capacity to report (default: this machine's cores)")
+    n.add_argument("--memory", default="", help="memory capacity to report, e.g. 4Gi (default: this machine's)")
+    n.add_argument("--max-pods", type=int, default=110)
+    n.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a node label (repeatable)")
+    add_process_flags(n)
+    n.set_defaults(handler=node)
 
 
 def apiserver(args: argparse.Namespace) -> int:
@@ -66,4 +78,44 @@ def apiserver(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     structlog.get_logger("apiserver").info("api_stopped")
+    return 0
+
+
+def node(args: argparse.Namespace) -> int:
+    from emulator.client.config import ConfigError, load_config
+    from nodeagent.agent import NodeOptions, serve_node
+
+    logs.configure(args.log_format, args.log_level, component=f"node/{args.name}")
+    raise_fd_limit()
+    home = Home.from_env().ensure()
+    try:
+        config = load_config(home, server=args.server, token=args.token)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    labels = []
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"error: --label {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 1
+        labels.append((key, value))
+    options = NodeOptions(
+        name=args.name, address=args.address, host_port_mode=args.host_port_mode,
+        cpu=args.cpu, memory=args.memory, max_pods=args.max_pods, labels=tuple(labels),
+    )
+    settings = NodeSettings()
+
+    async def service(stopping: trio.Event) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_node(
+                config, home, options, settings, stopping=stopping, task_status=task_status))
+            sys.stdout.write(f"kubemu-ready {args.name}\n")
+            sys.stdout.flush()
+
+    try:
+        trio.run(lambda: run_until_stopped(service, grace=settings.shutdown_grace + 10, parent_pipe=args.exit_with_parent))
+    except KeyboardInterrupt:
+        pass
+    structlog.get_logger("node").info("node_stopped", node=args.name)
     return 0

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("up", help="start a whole cluster on this machine (Ctrl-C stops it)")
     p.add_argument("--api-port", type=int, default=6443, help="API port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    p.add_argument("--nodes", type=int, default=2, help="how many node agents to run (default 2)")
     add_process_flags(p)
     p.set_defaults(handler=up)
 
@@ -96,7 +97,7 @@ def up(args: argparse.Namespace) -> int:
         settings = SupervisorSettings()
         supervisor = Supervisor(home, args, settings)
         try:
-            trio.run(lambda: run_until_stopped(supervisor.run, grace=settings.stop_grace + 5))
+            trio.run(lambda: run_until_stopped(supervisor.run, grace=2 * settings.stop_grace + 5))
         except KeyboardInterrupt:
             pass
         return supervisor.exit_code
@@ -113,7 +114,8 @@ class Supervisor:
         base = [sys.executable, "-m", "emulator"]
         flags = ["--log-format", args.log_format, "--log-level", args.log_level, "--exit-with-parent"]
         self.api = Component("apiserver", base + ["apiserver", "--host", args.host, "--port", str(args.api_port)] + flags)
-        self.components = [self.api]
+        self.nodes = [Component(f"node-{i}", base + ["node", "--name", f"node-{i}"] + flags) for i in range(1, args.nodes + 1)]
+        self.components = [self.api, *self.nodes]
 
     async def run(self, stopping: trio.Event) -> None:
         async with trio.open_nursery() as nursery:
@@ -130,14 +132,18 @@ class Supervisor:
             if not stopping.is_set():
                 self._announce()
             await stopping.wait()
-            # Stop front to back; the API last, so everyone can still report as they go.
-            for component in reversed(self.components):
-                await self._stop(component)
+            # Stop front to back, each tier at once; the API last, so everyone can still report.
+            async with trio.open_nursery() as stopper:
+                for component in self.nodes:
+                    stopper.start_soon(self._stop, component)
+            await self._stop(self.api)
             nursery.cancel_scope.cancel()
 
     def _announce(self) -> None:
         print(f"kubemu is up (KUBEMU_HOME={self.home.root})", flush=True)
         print(f"  API server    {self.api.address}", flush=True)
+        if self.nodes:
+            print(f"  nodes         {', '.join(n.name for n in self.nodes)}", flush=True)
         print(f"  client config {self.home.config}", flush=True)
         print("Try: kubemu get namespaces      Stop: Ctrl-C", flush=True)
 

@@ -1,0 +1,95 @@
+"""Pod addresses.
+
+Loopback mode (one machine): each node owns a /16 in 127.0.0.0/8 (its
+``spec.podCIDR``) and gives every new pod the next address in it, wrapping
+around after 65,000 and skipping addresses in use, so a replacement pod always
+gets a new IP. All of 127.0.0.0/8 answers on Linux with no set-up; on macOS each
+address needs an alias (``sudo ifconfig lo0 alias 127.1.0.2``), or use host-port mode.
+
+Host-port mode (nodes on separate hosts, containers of compose): pods share the
+node's address and each declared container port is mapped to a free host port,
+given to the container as ``PORT`` (first port) and ``PORT_<NAME>``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from pathlib import Path
+
+
+class AddressError(Exception):
+    pass
+
+
+class PodAddresses:
+    def __init__(self, cidr: str, state_file: Path) -> None:
+        self.network = ipaddress.IPv4Network(cidr)
+        self.state_file = state_file
+        self.in_use: set[str] = set()
+        try:
+            self._next = int(state_file.read_text().strip())
+        except (OSError, ValueError):
+            self._next = 2  # .0.1 is left for the node itself
+
+    def claim(self, address: str) -> bool:
+        """Keep an address a pod already has (after an agent restart)."""
+        try:
+            if ipaddress.IPv4Address(address) not in self.network or address in self.in_use:
+                return False
+        except ValueError:
+            return False
+        self.in_use.add(address)
+        return True
+
+    def allocate(self) -> str:
+        size = self.network.num_addresses
+        for _ in range(size):
+            offset = self._next
+            self._next = self._next + 1 if self._next + 1 < size - 1 else 2
+            address = str(self.network.network_address + offset)
+            if address.endswith(".0") or address.endswith(".255") or address in self.in_use:
+                continue
+            self.in_use.add(address)
+            self._save()
+            return address
+        raise AddressError(f"no free pod address in {self.network}")
+
+    def release(self, address: str) -> None:
+        self.in_use.discard(address)
+
+    def _save(self) -> None:
+        try:
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(str(self._next))
+            tmp.replace(self.state_file)
+        except OSError:
+            pass  # losing the counter only risks reusing an old address sooner
+
+
+def port_problem(address: str, port: int) -> str | None:
+    """Why ``address:port`` cannot be bound right now, or None."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((address, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {address} is already in use"
+        if exc.errno == errno.EACCES:
+            return (f"port {port} on {address}: permission denied (ports below 1024 need root, or lower "
+                    "net.ipv4.ip_unprivileged_port_start)")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"address {address} is not available on this host (on macOS: sudo ifconfig lo0 alias {address})"
+        return f"port {port} on {address}: {exc.strerror}"
+    finally:
+        probe.close()
+    return None
+
+
+def free_host_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,0 +1,125 @@
+"""A small cluster inside the test: the API and node agents in the test's trio
+loop, with shrunk timings; containers are real processes (through each node's
+spawner). ``wait_for`` watches until a condition holds -- no sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from emulator.client import ApiClient, ClientConfig
+from emulator.errors import Expired, NotFound
+from emulator.home import Home
+from emulator.settings import ControllerSettings, NodeSettings
+from nodeagent.agent import NodeOptions, serve_node
+
+Obj = dict[str, Any]
+
+FAST_NODES = NodeSettings(
+    status_interval=0.3, restart_backoff_initial=0.3, restart_backoff_max=1.2, restart_backoff_reset=600,
+    config_retry=0.2, volume_refresh_interval=0.2, resource_interval=0.2, api_backoff_initial=0.05,
+    api_backoff_max=0.5, shutdown_grace=3,
+)
+FAST_CONTROLLERS = ControllerSettings(
+    node_monitor_period=0.2, node_monitor_grace=1.5, pod_eviction_timeout=1.5, scheduler_retry=0.3,
+)
+
+
+@dataclass
+class Cluster:
+    home: Home
+    config: ClientConfig
+    client: ApiClient
+    nursery: trio.Nursery
+    nodes: dict[str, trio.CancelScope] = field(default_factory=dict)
+
+    async def add_node(self, name: str, settings: NodeSettings = FAST_NODES, **options: Any) -> None:
+        scope = trio.CancelScope()
+
+        async def run(task_status: trio.TaskStatus[None]) -> None:
+            with scope:
+                await serve_node(self.config, self.home, NodeOptions(name=name, **options), settings,
+                                 task_status=task_status)
+
+        await self.nursery.start(run)
+        self.nodes[name] = scope
+
+    def stop_node(self, name: str) -> None:
+        """The agent vanishes at once, as if its machine lost power (its spawner kills the pods)."""
+        self.nodes.pop(name).cancel()
+
+
+async def wait_for(
+    client: ApiClient, kind: str, name: str, predicate: Callable[[Obj | None], bool], namespace: str | None = "default",
+) -> Obj | None:
+    """Watch one object until ``predicate(obj)`` holds (obj is None once it is gone)."""
+    selector = f"metadata.name={name}"
+    while True:
+        listed = await client.list(kind, namespace, field_selector=selector)
+        current = listed["items"][0] if listed["items"] else None
+        if predicate(current):
+            return current
+        try:
+            async with client.watch(kind, namespace, resource_version=listed["metadata"]["resourceVersion"],
+                                    field_selector=selector) as watch:
+                async for event in watch:
+                    current = None if event.type == "DELETED" else event.object
+                    if event.type != "BOOKMARK" and predicate(current):
+                        return current
+        except Expired:
+            continue
+
+
+def phase(value: str) -> Callable[[Obj | None], bool]:
+    return lambda pod: pod is not None and pod.get("status", {}).get("phase") == value
+
+
+def ready(pod: Obj | None) -> bool:
+    return pod is not None and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def gone(obj: Obj | None) -> bool:
+    return obj is None
+
+
+def container_status(pod: Obj, name: str = "app") -> Obj:
+    for status in pod.get("status", {}).get("containerStatuses", []):
+        if status["name"] == name:
+            return dict(status)
+    raise AssertionError(f"no status for container {name}: {pod.get('status')}")
+
+
+async def events_for(client: ApiClient, obj: Obj) -> list[Obj]:
+    listed = await client.list("Event", obj["metadata"].get("namespace", "default"),
+                               field_selector=f"involvedObject.uid={obj['metadata']['uid']}")
+    return list(listed["items"])
+
+
+async def get_or_none(client: ApiClient, kind: str, name: str) -> Obj | None:
+    try:
+        return await client.get(kind, name)
+    except NotFound:
+        return None
+
+
+async def wait_for_event(client: ApiClient, obj: Obj, predicate: Callable[[Obj], bool]) -> Obj:
+    """Watch the events about ``obj`` until one satisfies ``predicate``."""
+    namespace = obj["metadata"].get("namespace", "default")
+    selector = f"involvedObject.uid={obj['metadata']['uid']}"
+    while True:
+        listed = await client.list("Event", namespace, field_selector=selector)
+        for event in listed["items"]:
+            if predicate(event):
+                return dict(event)
+        try:
+            async with client.watch("Event", namespace, resource_version=listed["metadata"]["resourceVersion"],
+                                    field_selector=selector) as watch:
+                async for change in watch:
+                    if change.type in ("ADDED", "MODIFIED") and predicate(change.object):
+                        return dict(change.object)
+        except Expired:
+            continue
