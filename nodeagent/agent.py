@@ -70,6 +70,7 @@ class NodeAgent:
         self.pods = Informer(client, "Pod", field_selector=f"spec.nodeName={self.name}")
         self.configmaps = Informer(client, "ConfigMap")
         self.secrets = Informer(client, "Secret")
+        self.claims = Informer(client, "PersistentVolumeClaim")
         self.ctx: NodeContext | None = None
         self._nursery: trio.Nursery | None = None
         self.log = log.bind(node=self.name)
@@ -169,10 +170,12 @@ class NodeAgent:
                 name=self.name, client=self.client, spawner=spawner, events=self.events, settings=self.settings,
                 pods_dir=self.dir / "pods", addresses=addresses,
                 host_ip=self.options.address,
-                configmaps=self.configmaps, secrets=self.secrets, host_port_mode=self.options.host_port_mode,
+                configmaps=self.configmaps, secrets=self.secrets, claims=self.claims,
+                volumes_root=self.home.root / "volumes", host_port_mode=self.options.host_port_mode,
             )
             await nursery.start(self.configmaps.run)
             await nursery.start(self.secrets.run)
+            await nursery.start(self.claims.run)
             self.pods.subscribe(self._on_pod)
             await nursery.start(self.pods.run)
             nursery.start_soon(self.heartbeat)

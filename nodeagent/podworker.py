@@ -14,7 +14,6 @@ vanishes from the API (force-deleted, or its node deleted) is killed at once.
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from emulator.client.events import EventRecorder
 from emulator.errors import ApiError, Conflict, NotFound
 from emulator.settings import NodeSettings
 from emulator.timeutil import now_rfc3339
-from nodeagent import environment, network, podstatus
+from nodeagent import environment, network, podstatus, volumes
+from nodeagent.containerprobes import ContainerProber, container_ports
 from nodeagent.podstatus import ContainerRecord, Terminated
 from nodeagent.spawner import SpawnError, Spawner, SpawnSpec
 
@@ -51,6 +51,8 @@ class NodeContext:
     host_ip: str
     configmaps: Any  # Informer
     secrets: Any  # Informer
+    claims: Any  # Informer of PersistentVolumeClaims
+    volumes_root: Path  # where bound claims keep their data
     host_port_mode: bool = False
 
 
@@ -134,6 +136,7 @@ class PodWorker:
                     containers.start_soon(self._watch_termination, containers.cancel_scope)
                     if not self.terminating.is_set():
                         containers.start_soon(self._run_all)
+                        containers.start_soon(self._refresh_volumes)
                 await self._stop_all()
                 self._mark_dirty()
                 await self._flush()
@@ -148,10 +151,34 @@ class PodWorker:
         await self.terminating.wait()
         scope.cancel()
 
+    def sources(self) -> volumes.Sources:
+        def claim_dir(name: str) -> Path | None:
+            claim = self.ctx.claims.get(name, self.namespace)
+            if claim is None or claim.get("status", {}).get("phase") != "Bound":
+                return None
+            return volumes.claim_directory(self.ctx.volumes_root, claim)
+
+        return volumes.Sources(
+            configmap=lambda name: self.ctx.configmaps.get(name, self.namespace),
+            secret=lambda name: self.ctx.secrets.get(name, self.namespace),
+            claim_dir=claim_dir,
+        )
+
     async def _prepare(self) -> None:
         self.start_time = self.pod.get("status", {}).get("startTime") or now_rfc3339()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
+        problem = ""
+        while not self.terminating.is_set():
+            try:
+                await trio.to_thread.run_sync(volumes.prepare_pod, self.pod, self.dir, self.sources())
+                break
+            except volumes.VolumeError as exc:  # e.g. a ConfigMap not there yet: retry, as the kubelet
+                if str(exc) != problem:
+                    problem = str(exc)
+                    self.ctx.events.record(self.pod, "Warning", "FailedMount", problem)
+                    self.log.info("volume_not_ready", reason="FailedMount", error=problem)
+                await trio.sleep(self.ctx.settings.config_retry)
         if self.ctx.host_port_mode:
             self.pod_ip = self.ctx.host_ip
             for c in self.app:
@@ -166,6 +193,17 @@ class PodWorker:
             else:
                 self.pod_ip = previous_ip
         self._mark_dirty()
+
+    async def _refresh_volumes(self) -> None:
+        """ConfigMap and Secret files follow their objects (env vars never do)."""
+        kinds = ("configMap", "secret", "projected", "downwardAPI")
+        if not any(k in v for v in self.pod.get("spec", {}).get("volumes") or [] for k in kinds):
+            return
+        while True:
+            await trio.sleep(self.ctx.settings.volume_refresh_interval)
+            changed = await trio.to_thread.run_sync(volumes.refresh_projections, self.pod, self.dir, self.sources())
+            if changed:
+                self.log.info("volumes_refreshed", volumes=changed)
 
     async def _run_all(self) -> None:
         for c in self.init:
@@ -228,7 +266,11 @@ class PodWorker:
                 problem = network.port_problem(self.pod_ip, int(port["containerPort"]))
                 if problem:
                     return await self._start_failed(c, problem)
-        cwd = c.spec.get("workingDir") or str(self.root)
+        cwd = self._working_dir(c.spec)
+        try:
+            await trio.to_thread.run_sync(lambda: volumes.container_mounts(self.pod, c.spec, self.dir, env=env))
+        except volumes.VolumeError as exc:
+            return await self._start_failed(c, str(exc))
         log_path = self.dir / "logs" / f"{record.name}-{record.restarts}.log"
         try:
             pid = await self.ctx.spawner.spawn(SpawnSpec(argv, env, cwd, str(log_path), self.ctx.settings.log_max_bytes))
@@ -241,10 +283,21 @@ class PodWorker:
             record.restarts += 1
         record.pid, record.started_at, record.terminated = pid, started_at, None
         record.waiting_reason = record.waiting_message = ""
-        record.ready = record.started = True  # until probes say otherwise
+        record.started = not c.spec.get("startupProbe")  # probes decide, when there are any
+        record.ready = record.started and not c.spec.get("readinessProbe")
         self.ctx.events.record(self.pod, "Normal", "Started", f"Started container {record.name}")
         self._mark_dirty()
-        status = await self.ctx.spawner.wait(pid)
+        async with trio.open_nursery() as nursery:
+            if ContainerProber.wanted(c.spec):
+                prober = ContainerProber(
+                    c.spec, record, pid, host=self.pod_ip, ports=container_ports(c.spec, self.host_ports),
+                    spawner=self.ctx.spawner, env=env, cwd=cwd, grace=self._grace(),
+                    on_change=self._mark_dirty,
+                    on_event=lambda kind, reason, text: self.ctx.events.record(self.pod, kind, reason, text),
+                )
+                nursery.start_soon(prober.run)
+            status = await self.ctx.spawner.wait(pid)
+            nursery.cancel_scope.cancel()
         record.pid = None
         record.ready = False
         finished = now_rfc3339()
@@ -275,6 +328,18 @@ class PodWorker:
         self.log.warning("container_start_failed", container=record.name, reason="start_error", error=message)
         self._mark_dirty()
         return 128
+
+    def _working_dir(self, spec: Obj) -> str:
+        """``workingDir``: an absolute path is a host path; a relative one is inside the pod root."""
+        wanted = spec.get("workingDir")
+        if not wanted:
+            return str(self.root)
+        path = Path(wanted) if wanted.startswith("/") else self.root / wanted
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def _grace(self) -> float:
+        return float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
 
     def _command(self, spec: Obj) -> tuple[list[str], dict[str, str]]:
         facts = environment.PodFacts(self.pod, self.pod_ip, self.ctx.host_ip, self.ctx.name, str(self.root), self.host_ports)
@@ -348,7 +413,11 @@ class PodWorker:
     def _cleanup(self) -> None:
         if self.ctx.addresses is not None and self.pod_ip:
             self.ctx.addresses.release(self.pod_ip)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep_object:
+            try:
+                volumes.remove_pod(self.dir)  # never follows links: claim and hostPath data stay
+            except OSError as exc:
+                self.log.warning("pod_dir_not_removed", error=str(exc))
 
     # -- status --------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ Theory of operation (the kubelet's prober). Two halves:
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +38,9 @@ ExecRunner = Callable[[list[str], float], Awaitable[tuple[int, str]]]
 USER_AGENT = "kube-probe/1.31"  # the kubelet sends kube-probe/<major>.<minor>
 MAX_OUTPUT = 10 * 1024  # response body / command output kept, as the kubelet does
 MAX_REDIRECTS = 10
+# Go's http.Client timeout errors, before and after the response head.
+HEADERS_TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+BODY_TIMEOUT = "context deadline exceeded (Client.Timeout or context cancellation while reading body)"
 GRPC_UNSUPPORTED = "grpc probes are not supported by kubemu; use exec, httpGet or tcpSocket"
 
 _INITIAL_VERDICT: dict[str, bool | None] = {"liveness": True, "readiness": False, "startup": None}
@@ -78,8 +82,9 @@ class ProbeTiming:
     def from_probe(cls, probe: Mapping[str, Any]) -> ProbeTiming:
         def positive(key: str, default: float) -> float:
             value = probe.get(key)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            return float(value) if ok and isinstance(value, (int, float)) else default
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return float(value)
+            return default
 
         grace = probe.get("terminationGracePeriodSeconds")
         return cls(
@@ -173,9 +178,10 @@ class _ProbeFailed(Exception):
 
 def resolve_port(port: object, ports: Mapping[str, int]) -> int:
     """A probe's port: a number, or a container port name looked up in ``ports``
-    (a numeric string is taken as a number, as the kubelet's last resort)."""
+    (a numeric string is taken as a number, as the kubelet's last resort). A number
+    that ``ports`` lists as text (``"8080"``) is remapped too: host-port mode."""
     if isinstance(port, int) and not isinstance(port, bool):
-        number = port
+        number = ports.get(str(port), port)
     elif isinstance(port, str) and port in ports:
         number = ports[port]
     elif isinstance(port, str) and port.isdigit():
@@ -199,7 +205,7 @@ def _go_quote(text: str) -> str:
 
 def _errno_text(exc: OSError) -> str:
     """Go's lower-case syscall error text: ``connection refused``."""
-    text = exc.strerror or str(exc)
+    text = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
     return text[:1].lower() + text[1:]
 
 
@@ -235,7 +241,8 @@ async def run_probe(
 ) -> ProbeResult:
     """Perform ``probe`` once against a container at ``host``.
 
-    ``ports`` maps the container's port names to numbers. ``exec_runner(argv,
+    ``ports`` maps the container's port names to numbers (and, where ports are
+    remapped, numbers as text to the port to dial). ``exec_runner(argv,
     timeout)`` runs a command in the container and returns ``(exit code, output)``;
     it must stop the command after ``timeout`` seconds and raise ``TimeoutError``.
     """
@@ -298,9 +305,9 @@ async def _http_probe(action: Mapping[str, Any], host: str, ports: Mapping[str, 
     with trio.move_on_after(timeout):
         return await _http_get(exchange, headers)
     if exchange.reading_body:
-        return ProbeResult(False, "context deadline exceeded (Client.Timeout or context cancellation while reading body)")
+        return ProbeResult(False, BODY_TIMEOUT)
     return ProbeResult(
-        False, f"Get {_go_quote(exchange.url)}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        False, f"Get {_go_quote(exchange.url)}: {HEADERS_TIMEOUT}"
     )
 
 
@@ -312,8 +319,14 @@ async def _http_get(exchange: _Exchange, headers: list[tuple[str, str]]) -> Prob
         response = await _request(exchange.url, headers, custom_host)
         if response.status not in _REDIRECTS or response.location is None:
             return await _verdict(exchange, response)
-        following = urljoin(exchange.url, response.location)
-        parts = urlsplit(following)
+        try:
+            following = urljoin(exchange.url, response.location)
+            parts = urlsplit(following)
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            await response.aclose()
+            location = _go_quote(response.location)
+            raise _ProbeFailed(f"Get {_go_quote(exchange.url)}: bad Location header {location}") from None
         if parts.hostname != first_host or parts.scheme not in ("http", "https"):
             return await _verdict(exchange, response)  # not followed: a warning, which counts as success
         await response.aclose()

@@ -173,7 +173,7 @@ class Spawner:
         finite = timeout is not None and math.isfinite(timeout)
         reply = await self._call({
             "op": "exec", "argv": [str(a) for a in argv], "env": dict(env), "cwd": cwd,
-            "timeout": max(0.0, float(timeout)) if finite and timeout is not None else None, "max_output": max_output,
+            "timeout": max(0.0, float(timeout)) if timeout is not None and finite else None, "max_output": max_output,
         })
         if "error" in reply:
             raise SpawnError(str(reply["error"]))
@@ -226,20 +226,25 @@ class Spawner:
         try:
             await call.done.wait()
         except BaseException:
-            if call.done.is_set() or not self._abandon(call_id, call):
-                self._calls.pop(call_id, None)
+            self._abandon(call_id, call)
             raise
         self._calls.pop(call_id, None)
         if call.reply is None:
             raise SpawnerGone(self._gone_reason)
         return call.reply
 
-    def _abandon(self, call_id: int, call: _Call) -> bool:
-        """The caller was cancelled after sending: keep the call so its reply is handled."""
-        if call.op == "exec":
-            self._nursery.start_soon(self._quietly, {"op": "cancel", "target": call_id})
-        call.abandoned = call.op in ("spawn", "exec")
-        return call.abandoned
+    def _abandon(self, call_id: int, call: _Call) -> None:
+        """The caller was cancelled after sending: whatever it started must not run on unseen."""
+        if call.done.is_set():  # answered, but the caller will never see the answer
+            self._calls.pop(call_id, None)
+            if call.op == "spawn" and call.reply is not None and "pid" in call.reply:
+                self._nursery.start_soon(self._kill_abandoned, call.reply["pid"])
+        elif call.op in ("spawn", "exec"):  # keep the call: the reader handles its reply
+            call.abandoned = True
+            if call.op == "exec":
+                self._nursery.start_soon(self._quietly, {"op": "cancel", "target": call_id})
+        else:
+            self._calls.pop(call_id, None)
 
     async def _quietly(self, request: dict[str, Any]) -> None:
         try:

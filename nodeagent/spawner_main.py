@@ -273,6 +273,13 @@ def _start(path: str, argv: list[str], env: dict[str, str], out_w: int, err_w: i
     return _fork_exec(path, argv, env, out_w, err_w)
 
 
+def _pipe() -> tuple[int, int]:
+    try:
+        return os.pipe()
+    except OSError as exc:  # EMFILE, most likely: say so rather than fail obscurely
+        raise RequestError(f"cannot create pipes: {_strerror(exc)}", "StartError") from None
+
+
 def launch(argv: list[str], env: dict[str, str], cwd: str, *, use_fork: bool) -> tuple[int, int, int]:
     """Start argv as the leader of a new session; returns (pid, stdout fd, stderr fd).
 
@@ -284,11 +291,13 @@ def launch(argv: list[str], env: dict[str, str], cwd: str, *, use_fork: bool) ->
         raise RequestError(f'chdir to cwd ("{cwd}") set in config.json failed: {_strerror(exc)}', "StartError") from None
     try:
         path = resolve_executable(argv[0], env.get("PATH", DEFAULT_PATH), cwd)
+        out_r, out_w = _pipe()
         try:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-        except OSError as exc:
-            raise RequestError(f"cannot create pipes: {_strerror(exc)}", "StartError") from None
+            err_r, err_w = _pipe()
+        except RequestError:
+            os.close(out_r)
+            os.close(out_w)
+            raise
         try:
             pid = _start(path, argv, env, out_w, err_w, use_fork=use_fork)
         except (OSError, ValueError) as exc:
@@ -386,17 +395,19 @@ class SpawnerLoop:
 
     def run(self) -> None:
         self._send({"event": "ready", "pid": os.getpid()})
-        while self.control_open and self.reply_open:
-            deadlines = [g.deadline for g in self.groups.values() if g.deadline is not None]
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            for key, _ in self.selector.select(timeout):
-                key.data()
-            now = time.monotonic()
-            for group in list(self.groups.values()):
-                if group.deadline is not None and group.deadline <= now:
-                    group.deadline, group.timed_out = None, True
-                    _killpg(group.pid, signal.SIGKILL)
-        self._shutdown()
+        try:
+            while self.control_open and self.reply_open:
+                deadlines = [g.deadline for g in self.groups.values() if g.deadline is not None]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                for key, _ in self.selector.select(timeout):
+                    key.data()
+                now = time.monotonic()
+                for group in list(self.groups.values()):
+                    if group.deadline is not None and group.deadline <= now:
+                        group.deadline, group.timed_out = None, True
+                        _killpg(group.pid, signal.SIGKILL)
+        finally:  # also on a bug: better to kill the containers than to orphan them
+            self._shutdown()
 
     # -- the control pipe
 

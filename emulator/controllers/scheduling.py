@@ -124,7 +124,9 @@ def resources_of(resource_list: Obj | None, *, default_cpu: int = 0, default_mem
 def _requests(container: Obj, *, non_zero: bool) -> Resources:
     requests = (container.get("resources") or {}).get("requests")
     if non_zero:
-        return resources_of(requests, default_cpu=DEFAULT_CPU_SCORE_REQUEST, default_memory=DEFAULT_MEMORY_SCORE_REQUEST)
+        return resources_of(
+            requests, default_cpu=DEFAULT_CPU_SCORE_REQUEST, default_memory=DEFAULT_MEMORY_SCORE_REQUEST
+        )
     return resources_of(requests)
 
 
