@@ -228,6 +228,14 @@ async def test_cancelled_exec_is_killed(spawner: Spawner, home: Home, tmp_path: 
     await eventually(lambda: not alive(pid), 5, "the abandoned exec is killed")
 
 
+async def test_cancelled_spawn_does_not_leak_the_container(spawner: Spawner, home: Home) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()  # the request still goes out whole; the caller never learns the pid
+        await spawner.spawn(spec(home, "exec sleep 1000"))
+    await eventually(lambda: spawner.statistics().exited == 1, 5, "the unseen container is killed")
+    assert spawner.running() == set()
+
+
 async def test_bad_requests_get_errors(spawner: Spawner, home: Home) -> None:
     for request in ({"op": "nope"}, {"op": "spawn"}, {"op": "spawn", "argv": [], "env": {}, "cwd": "/", "log_path": "x"},
                     {"op": "spawn", "argv": ["true"], "env": {"A": 1}, "cwd": "/", "log_path": "/tmp/x"},
