@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +25,12 @@ from emulator.client.events import EventRecorder
 from emulator.client.informer import Informer
 from emulator.errors import AlreadyExists, ApiError
 from emulator.home import Home
-from emulator.settings import NodeSettings
+from emulator.model.quantity import memory_bytes
+from emulator.rpcserver import Session
+from emulator.settings import ApiSettings, NodeSettings
 from emulator.timeutil import now_rfc3339
-from nodeagent import network
+from nodeagent import network, resources
+from nodeagent.endpoint import AgentHandlers
 from nodeagent.podworker import NodeContext, PodWorker
 from nodeagent.spawner import Spawner, cleanup_leftovers, open_spawner
 
@@ -73,6 +77,9 @@ class NodeAgent:
         self.claims = Informer(client, "PersistentVolumeClaim")
         self.ctx: NodeContext | None = None
         self._nursery: trio.Nursery | None = None
+        self.endpoint_port = 0
+        self.usage: dict[int, tuple[int, int]] = {}  # pid -> (millicores, memory bytes)
+        self._last_sample: dict[int, resources.Usage] = {}
         self.log = log.bind(node=self.name)
 
     def node_object(self) -> Obj:
@@ -108,6 +115,7 @@ class NodeAgent:
             "capacity": capacity, "allocatable": dict(capacity),
             "conditions": [*pressure, ready],
             "addresses": [{"type": "InternalIP", "address": self.options.address}, {"type": "Hostname", "address": self.name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.endpoint_port}},
             "nodeInfo": {
                 "kubeletVersion": f"v1.31.0-kubemu.{emulator.__version__}",
                 "kubeProxyVersion": f"v1.31.0-kubemu.{emulator.__version__}",
@@ -160,7 +168,9 @@ class NodeAgent:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             spawner: Spawner = await nursery.start(open_spawner, self.dir)
+            self._spawner = spawner
             nursery.start_soon(self.events.run)
+            self.endpoint_port = await nursery.start(self._serve_endpoint)
             node = await self.register()
             addresses = None
             if not self.options.host_port_mode:
@@ -179,9 +189,61 @@ class NodeAgent:
             self.pods.subscribe(self._on_pod)
             await nursery.start(self.pods.run)
             nursery.start_soon(self.heartbeat)
+            nursery.start_soon(self._monitor)
             self.log.info("node_ready", pod_cidr=node.get("spec", {}).get("podCIDR", ""), mode="host-port" if self.options.host_port_mode else "loopback")
             task_status.started(self.name)
             await trio.sleep_forever()
+
+    def spawner(self) -> Spawner:
+        return self._spawner
+
+    async def _serve_endpoint(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Logs, exec and stats for `kubemu logs|exec|top`, with the cluster's token."""
+        host = self.options.address
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        handlers = AgentHandlers(self)
+        settings = ApiSettings()
+
+        async def handle(stream: trio.SocketStream) -> None:
+            await Session(stream, handlers, self.client.config.token, settings, "agent-client").serve()
+
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(handle, listeners)
+
+    async def _monitor(self) -> None:
+        """Sample every container's usage; kill a group above its memory limit (OOMKilled)."""
+        interval = self.settings.resource_interval
+        while True:
+            await trio.sleep(interval)
+            running = {c.record.pid: (w, c) for w in self.workers.values() for c in w.app + w.init
+                       if c.record.pid is not None}
+            samples = await trio.to_thread.run_sync(resources.sample_groups, list(running))
+            usage = {}
+            for pid, sample in samples.items():
+                usage[pid] = (resources.millicores(self._last_sample.get(pid), sample, interval), sample.memory_bytes)
+                worker, c = running[pid]
+                limit = _memory_limit(c.spec)
+                if limit and sample.memory_bytes > limit and not c.record.extra.get("oom"):
+                    c.record.extra["oom"] = True
+                    worker.log.warning("container_oom_killed", container=c.record.name,
+                                       memory=sample.memory_bytes, limit=limit)
+                    worker.ctx.events.record(worker.pod, "Warning", "OOMKilled",
+                                             f"Container {c.record.name} used {sample.memory_bytes // 2**20}Mi, "
+                                             f"over its memory limit of {limit // 2**20}Mi, and was killed")
+                    await self._spawner.signal(pid, signal.SIGKILL)
+            self._last_sample = samples
+            self.usage = usage
+
+    def statistics(self) -> Obj:
+        pods = []
+        for worker in self.workers.values():
+            containers = []
+            for c in worker.app + worker.init:
+                cpu, memory = self.usage.get(c.record.pid or -1, (0, 0))
+                if c.record.pid is not None:
+                    containers.append({"name": c.record.name, "cpuMillicores": cpu, "memoryBytes": memory})
+            pods.append({"namespace": worker.namespace, "name": worker.name, "containers": containers})
+        return {"node": self.name, "pods": pods, "spawner": self._spawner.pid}
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -218,6 +280,16 @@ class NodeAgent:
         with trio.move_on_after(self.settings.shutdown_grace + 5):
             for worker in list(self.workers.values()):
                 await worker.finished.wait()
+
+
+def _memory_limit(spec: Obj) -> int:
+    raw = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    if raw is None:
+        return 0
+    try:
+        return memory_bytes(raw)
+    except ValueError:
+        return 0
 
 
 def _keep_transitions(status: Obj, previous: dict[str | None, Obj]) -> Obj:

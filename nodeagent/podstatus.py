@@ -143,3 +143,18 @@ def pod_conditions(
         since = old["lastTransitionTime"] if old and old.get("status") == status else now
         out.append(condition(kind, true, since, reason, text))
     return out
+
+
+def qos_class(pod: Obj) -> str:
+    """Guaranteed when every container's cpu and memory requests equal its limits,
+    BestEffort when nothing is requested or limited, Burstable otherwise."""
+    containers = list(pod.get("spec", {}).get("containers", [])) + list(pod.get("spec", {}).get("initContainers", []) or [])
+    requests = [(c.get("resources") or {}).get("requests") or {} for c in containers]
+    limits = [(c.get("resources") or {}).get("limits") or {} for c in containers]
+    if not any(requests) and not any(limits):
+        return "BestEffort"
+    guaranteed = all(
+        all(r in lim and str(req.get(r, lim[r])) == str(lim[r]) for r in ("cpu", "memory"))
+        for req, lim in zip(requests, limits)
+    )
+    return "Guaranteed" if guaranteed else "Burstable"

@@ -62,6 +62,7 @@ class _Container:
     record: ContainerRecord
     backoff_level: int = 0
     restarting: bool = False  # the next start is a restart (counted when it happens, as Kubernetes)
+    exited: trio.Event | None = None  # set when the current instance's process exits
 
 
 class PodWorker:
@@ -271,16 +272,18 @@ class PodWorker:
             await trio.to_thread.run_sync(lambda: volumes.container_mounts(self.pod, c.spec, self.dir, env=env))
         except volumes.VolumeError as exc:
             return await self._start_failed(c, str(exc))
-        log_path = self.dir / "logs" / f"{record.name}-{record.restarts}.log"
+        if c.restarting:
+            c.restarting = False
+            record.restarts += 1
+        log_path = self.log_path(record.name, record.restarts)
+        self.log_path(record.name, record.restarts - 2).unlink(missing_ok=True)  # keep current and previous
         try:
             pid = await self.ctx.spawner.spawn(SpawnSpec(argv, env, cwd, str(log_path), self.ctx.settings.log_max_bytes))
         except SpawnError as exc:
             return await self._start_failed(c, str(exc))
         started_at = now_rfc3339()
         began = trio.current_time()
-        if c.restarting:
-            c.restarting = False
-            record.restarts += 1
+        c.exited = trio.Event()
         record.pid, record.started_at, record.terminated = pid, started_at, None
         record.waiting_reason = record.waiting_message = ""
         record.started = not c.spec.get("startupProbe")  # probes decide, when there are any
@@ -298,6 +301,7 @@ class PodWorker:
                 nursery.start_soon(prober.run)
             status = await self.ctx.spawner.wait(pid)
             nursery.cancel_scope.cancel()
+        c.exited.set()
         record.pid = None
         record.ready = False
         finished = now_rfc3339()
@@ -328,6 +332,30 @@ class PodWorker:
         self.log.warning("container_start_failed", container=record.name, reason="start_error", error=message)
         self._mark_dirty()
         return 128
+
+    def log_path(self, container: str, instance: int) -> Path:
+        return self.dir / "logs" / f"{container}-{instance}.log"
+
+    def container(self, name: str | None) -> _Container:
+        """A container by name (init containers too), or the only/default one."""
+        everything = self.app + self.init
+        if name:
+            for c in everything:
+                if c.record.name == name:
+                    return c
+            raise LookupError(f"container {name} is not valid for pod {self.name}")
+        default = (self.pod["metadata"].get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+        if default:
+            return self.container(default)
+        if len(self.app) == 1:
+            return self.app[0]
+        names = " ".join(c.record.name for c in self.app)
+        raise LookupError(f"a container name must be specified for pod {self.name}, choose one of: [{names}]")
+
+    def exec_context(self, c: _Container) -> tuple[dict[str, str], str]:
+        """The environment and working directory a command in this container gets."""
+        _, env = self._command(c.spec)
+        return env, self._working_dir(c.spec)
 
     def _working_dir(self, spec: Obj) -> str:
         """``workingDir``: an absolute path is a host path; a relative one is inside the pod root."""
@@ -438,7 +466,7 @@ class PodWorker:
             "hostIP": self.ctx.host_ip, "hostIPs": [{"ip": self.ctx.host_ip}],
             "startTime": self.start_time or now_rfc3339(),
             "containerStatuses": [c.to_status() for c in app],
-            "qosClass": previous.get("qosClass", "BestEffort"),
+            "qosClass": podstatus.qos_class(self.pod),
         }
         if self.pod_ip:
             status["podIP"] = self.pod_ip

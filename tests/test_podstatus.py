@@ -74,3 +74,16 @@ def test_conditions_and_transition_times() -> None:
     pending = {c["type"]: c for c in pod_conditions([init], [ContainerRecord("app", "i")], False, [], "T4")}
     assert pending["Initialized"]["status"] == "False"
     assert pending["Initialized"]["message"] == "containers with incomplete status: [setup]"
+
+
+def test_qos_classes() -> None:
+    from nodeagent.podstatus import qos_class
+
+    def pod(*resources: dict[str, dict[str, str]]) -> dict[str, object]:
+        return {"spec": {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(resources)]}}
+
+    assert qos_class(pod({})) == "BestEffort"
+    assert qos_class(pod({"limits": {"memory": "200Mi"}, "requests": {"memory": "200Mi"}})) == "Burstable"
+    both = {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}
+    assert qos_class(pod(both, both)) == "Guaranteed"
+    assert qos_class(pod(both, {})) == "Burstable"

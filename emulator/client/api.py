@@ -63,7 +63,7 @@ class ApiConnection(Protocol):
 
     async def run(self) -> None: ...
     async def request(self, op: str, args: dict[str, Any]) -> Any: ...
-    async def start_watch(self, args: dict[str, Any], capacity: int) -> tuple[int, WatchStream, str]: ...
+    async def start_watch(self, args: dict[str, Any], capacity: int, op: str = "watch") -> tuple[int, WatchStream, str]: ...
     async def cancel_watch(self, watch_id: int) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -221,6 +221,19 @@ class ApiClient:
                 {k: v for k, v in args.items() if v is not None}, self.settings.watch_queue
             )
         watch = Watch(connection, watch_id, stream, rv)
+        try:
+            yield watch
+        finally:
+            await watch.aclose()
+
+    @asynccontextmanager
+    async def stream(self, op: str, args: dict[str, Any]) -> AsyncIterator[Watch]:
+        """Any streaming op (a node agent's ``logs`` with follow): events until the server ends it."""
+        connection = await self.connection()
+        with trio.fail_after(self.settings.request_timeout):
+            stream_id, stream, rv = await connection.start_watch(
+                {k: v for k, v in args.items() if v is not None}, self.settings.watch_queue, op)
+        watch = Watch(connection, stream_id, stream, rv)
         try:
             yield watch
         finally:

@@ -243,7 +243,7 @@ class Connection:
             raise pending.error
         return pending.result
 
-    async def start_watch(self, args: dict[str, Any], capacity: int) -> tuple[int, WatchStream, str]:
+    async def start_watch(self, args: dict[str, Any], capacity: int, op: str = "watch") -> tuple[int, WatchStream, str]:
         """Returns the watch id, its stream and the version it starts after."""
         if self.closed.is_set():
             assert self.close_reason is not None
@@ -252,7 +252,7 @@ class Connection:
         stream = self._watches[watch_id] = WatchStream(capacity)
         pending = self._pending[watch_id] = _Pending()
         try:
-            await self._write(wire.Request(watch_id, "watch", args))
+            await self._write(wire.Request(watch_id, op, args))
             await pending.done.wait()
         except BaseException:
             self._watches.pop(watch_id, None)

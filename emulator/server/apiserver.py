@@ -18,11 +18,11 @@ from emulator.client import ClientConfig, open_client
 from emulator.controllers.manager import run_controllers
 from emulator.errors import TooManyRequests
 from emulator.home import Home, ensure_token
+from emulator.rpcserver import Session
 from emulator.server.handlers import Handlers
 from emulator.server.local import local_connector
 from emulator.server.namespaces import run_namespace_controller
 from emulator.server.registry import Registry
-from emulator.server.session import Session
 from emulator.settings import ApiSettings, ControllerSettings
 from emulator.store import Store, StoreSettings
 from emulator.store.crypto import SecretCipher
@@ -74,7 +74,7 @@ async def serve_api(
             await nursery.start(store.run)
             registry = Registry(store, settings)
             await registry.ensure_system_namespaces()
-            handlers = Handlers(registry)
+            handlers = Handlers(registry, settings.bookmark_interval)
             try:
                 listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:

@@ -16,16 +16,22 @@ from emulator.model import kinds
 from emulator.model.kinds import KindInfo
 from emulator.model.selectors import parse_field_selector, parse_label_selector
 from emulator.server.registry import Registry
-from emulator.server.watch import WatchSpec
+from emulator.server.watch import SendEvent, WatchSpec, run_watch
+from emulator.store import Store
 
 Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class WatchRequest:
-    """Returned by the ``watch`` op; the session turns it into a stream."""
+    """Returned by the ``watch`` op; the session runs it as a stream."""
 
     spec: WatchSpec
+    store: Store
+    bookmark_interval: float
+
+    async def run(self, send: SendEvent, on_start: Callable[[int], Awaitable[None]]) -> None:
+        await run_watch(self.store, self.spec, send, on_start=on_start, bookmark_interval=self.bookmark_interval)
 
 
 class Args:
@@ -74,8 +80,9 @@ class Args:
 
 
 class Handlers:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, bookmark_interval: float = 5.0) -> None:
         self.registry = registry
+        self.bookmark_interval = bookmark_interval
         self._ops: dict[str, Callable[[Args], Awaitable[Any]]] = {
             "get": self.get,
             "list": self.list,
@@ -156,14 +163,15 @@ class Handlers:
                 raise BadRequest(f'watch: invalid resourceVersion "{rv_text[:40]}"') from None
         labels = parse_label_selector(a.text("labelSelector", False) or "")
         fields = parse_field_selector(a.text("fieldSelector", False) or "")
-        return WatchRequest(WatchSpec(
+        spec = WatchSpec(
             info=info,
             namespace=a.namespace() if info.namespaced else None,
             resource_version=rv,
             labels=None if labels.is_empty else labels,
             fields=None if fields.is_empty else fields,
             bookmarks=a.flag("allowWatchBookmarks"),
-        ))
+        )
+        return WatchRequest(spec, self.registry.store, self.bookmark_interval)
 
     async def version(self, a: Args) -> Obj:
         return {

@@ -18,7 +18,6 @@ import structlog
 
 from emulator.errors import ApiError, BadRequest, InternalError, ServiceUnavailable
 from emulator.server.handlers import Handlers, WatchRequest
-from emulator.server.watch import run_watch
 from emulator.settings import ApiSettings
 
 
@@ -56,10 +55,10 @@ class LocalConnection:
             raise BadRequest("use start_watch for watches")
         return result
 
-    async def start_watch(self, args: dict[str, Any], capacity: int) -> tuple[int, WatchStream, str]:
+    async def start_watch(self, args: dict[str, Any], capacity: int, op: str = "watch") -> tuple[int, WatchStream, str]:
         await self._ready.wait()
         assert self._nursery is not None
-        request = await self.handlers.dispatch("watch", args)
+        request = await self.handlers.dispatch(op, args)
         assert isinstance(request, WatchRequest)
         watch_id = next(self._ids)
         stream = WatchStream(capacity)
@@ -82,8 +81,7 @@ class LocalConnection:
         async def watch() -> None:
             try:
                 with scope:
-                    await run_watch(self.handlers.registry.store, request.spec, send,
-                                    on_start=on_start, bookmark_interval=self.settings.bookmark_interval)
+                    await request.run(send, on_start)
             except ApiError as exc:
                 outcome["error"] = exc
                 stream.finish(exc)

@@ -1,4 +1,5 @@
-"""One client connection: a thin adapter between a socket and the wire codec.
+"""Serving the wire protocol: one client connection, a thin adapter between a
+socket and the wire codec. The API process and the node agents both use it.
 
 The session owns the socket, the read loop, the handshake deadline and one
 writer task that coalesces outgoing frames into few ``send_all`` calls. Each
@@ -17,11 +18,26 @@ from typing import Any
 import structlog
 import trio
 
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
 from emulator import wire
 from emulator.errors import ApiError, BadRequest, InternalError, TooManyRequests
-from emulator.server.handlers import Handlers, WatchRequest
-from emulator.server.watch import run_watch
 from emulator.settings import ApiSettings
+
+SendEvent = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@runtime_checkable
+class Stream(Protocol):
+    """What a handler returns to answer with a stream of events (a watch, a log
+    follow): ``on_start(resource_version)`` is awaited before the first event."""
+
+    async def run(self, send: SendEvent, on_start: Callable[[int], Awaitable[None]]) -> None: ...
+
+
+class Dispatcher(Protocol):
+    async def dispatch(self, op: str, args: dict[str, Any]) -> Any: ...
 
 log = structlog.get_logger("session")
 
@@ -30,7 +46,7 @@ RECV_SIZE = 256 * 1024
 
 class Session:
     def __init__(
-        self, stream: trio.SocketStream, handlers: Handlers, token: str, settings: ApiSettings, peer: str
+        self, stream: trio.SocketStream, handlers: Dispatcher, token: str, settings: ApiSettings, peer: str
     ) -> None:
         self.stream = stream
         self.handlers = handlers
@@ -142,7 +158,7 @@ class Session:
                 error = InternalError(f"internal error while handling {request.op!r}; see the API log")
                 await self._send(wire.Error(request.id, error.to_status()))
                 return
-            if isinstance(result, WatchRequest):
+            if isinstance(result, Stream):
                 await self._start_watch(request.id, result, nursery)
                 return
             try:
@@ -152,7 +168,7 @@ class Session:
         finally:
             self._inflight.release()
 
-    async def _start_watch(self, watch_id: int, request: WatchRequest, nursery: trio.Nursery) -> None:
+    async def _start_watch(self, watch_id: int, request: Stream, nursery: trio.Nursery) -> None:
         if watch_id in self._watches:
             await self._send(wire.Error(watch_id, BadRequest(f"a watch with id {watch_id} is already running").to_status()))
             return
@@ -164,7 +180,7 @@ class Session:
         self._watches[watch_id] = scope
         nursery.start_soon(self._watch, watch_id, request, scope)
 
-    async def _watch(self, watch_id: int, request: WatchRequest, scope: trio.CancelScope) -> None:
+    async def _watch(self, watch_id: int, request: Stream, scope: trio.CancelScope) -> None:
         started = False
 
         async def on_start(rv: int) -> None:
@@ -178,10 +194,7 @@ class Session:
         try:
             with scope:
                 try:
-                    await run_watch(
-                        self.handlers.registry.store, request.spec, send,
-                        on_start=on_start, bookmark_interval=self.settings.bookmark_interval,
-                    )
+                    await request.run(send, on_start)
                 except ApiError as exc:  # Expired: before the start an answer, after it the end
                     status = exc.to_status()
                     await self._send(wire.WatchEnd(watch_id, status) if started else wire.Error(watch_id, status))
