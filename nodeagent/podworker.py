@@ -288,6 +288,7 @@ class PodWorker:
         record.waiting_reason = record.waiting_message = ""
         record.started = not c.spec.get("startupProbe")  # probes decide, when there are any
         record.ready = record.started and not c.spec.get("readinessProbe")
+        self.ctx.events.record(self.pod, "Normal", "Created", f"Created container {record.name}")
         self.ctx.events.record(self.pod, "Normal", "Started", f"Started container {record.name}")
         self._mark_dirty()
         async with trio.open_nursery() as nursery:

@@ -4,6 +4,7 @@ as their issues land, ``node``, ``proxy`` and ``ingress``)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from emulator.client.config import ClientConfig, write_config
 from emulator.home import Home
 from emulator.lifecycle import find_error, raise_fd_limit, run_until_stopped
 from emulator.server.apiserver import ListenError, announce_ready, default_token, serve_api
-from emulator.settings import ApiSettings, NodeSettings
+from emulator.settings import ApiSettings, ControllerSettings, NodeSettings
 
 
 def add_process_flags(p: argparse.ArgumentParser) -> None:
@@ -24,12 +25,26 @@ def add_process_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
 
 
+def add_controller_flags(p: argparse.ArgumentParser) -> None:
+    defaults = ControllerSettings()
+    p.add_argument("--node-monitor-grace-period", type=float, default=defaults.node_monitor_grace, metavar="SECONDS",
+                   help=f"a silent node becomes NotReady after this (default {defaults.node_monitor_grace:g}; Kubernetes: 40)")
+    p.add_argument("--pod-eviction-timeout", type=float, default=defaults.pod_eviction_timeout, metavar="SECONDS",
+                   help=f"then its pods are evicted after this (default {defaults.pod_eviction_timeout:g}; Kubernetes: 300)")
+
+
+def controller_settings(args: argparse.Namespace) -> ControllerSettings:
+    return dataclasses.replace(ControllerSettings(), node_monitor_grace=args.node_monitor_grace_period,
+                               pod_eviction_timeout=args.pod_eviction_timeout)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("apiserver", help="run the API process alone")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 to serve other hosts)")
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--token-file", type=Path, help="bearer token file (default: $KUBEMU_HOME/token, made if missing)")
     p.add_argument("--advertise", help="address written to the client config (default: the listening one)")
+    add_controller_flags(p)
     add_process_flags(p)
     p.set_defaults(handler=apiserver)
 
@@ -60,7 +75,8 @@ def apiserver(args: argparse.Namespace) -> int:
     async def service(stopping: trio.Event) -> None:
         async with trio.open_nursery() as nursery:
             address = await nursery.start(lambda task_status: serve_api(
-                home, token, host=args.host, port=args.port, settings=settings, task_status=task_status))
+                home, token, host=args.host, port=args.port, settings=settings,
+                controllers=controller_settings(args), task_status=task_status))
             server = args.advertise or (f"127.0.0.1:{address.port}" if address.host in ("0.0.0.0", "::") else str(address))
             write_config(home, ClientConfig(server=server, token=token))
             announce_ready(address)

@@ -25,7 +25,7 @@ import structlog
 import trio
 
 from emulator import logs
-from emulator.cli.components import add_process_flags
+from emulator.cli.components import add_controller_flags, add_process_flags
 from emulator.cli.context import UsageError
 from emulator.home import Home, ensure_token
 from emulator.lifecycle import raise_fd_limit, run_until_stopped
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--api-port", type=int, default=6443, help="API port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address the API listens on")
     p.add_argument("--nodes", type=int, default=2, help="how many node agents to run (default 2)")
+    add_controller_flags(p)
     add_process_flags(p)
     p.set_defaults(handler=up)
 
@@ -113,7 +114,10 @@ class Supervisor:
         self.exit_code = 0
         base = [sys.executable, "-m", "emulator"]
         flags = ["--log-format", args.log_format, "--log-level", args.log_level, "--exit-with-parent"]
-        self.api = Component("apiserver", base + ["apiserver", "--host", args.host, "--port", str(args.api_port)] + flags)
+        timings = ["--node-monitor-grace-period", str(args.node_monitor_grace_period),
+                   "--pod-eviction-timeout", str(args.pod_eviction_timeout)]
+        self.api = Component("apiserver", base + ["apiserver", "--host", args.host, "--port", str(args.api_port)]
+                             + timings + flags)
         self.nodes = [Component(f"node-{i}", base + ["node", "--name", f"node-{i}"] + flags) for i in range(1, args.nodes + 1)]
         self.components = [self.api, *self.nodes]
 
