@@ -74,7 +74,7 @@ class PodWorker:
         self.namespace: str = meta.get("namespace", "default")
         self.name: str = meta["name"]
         self.log = log.bind(pod=f"{self.namespace}/{self.name}", node=ctx.name)
-        self.dir = ctx.pods_dir / self.uid
+        self.dir: Path = ctx.pods_dir / self.uid
         self.root = self.dir / "root"
         self.pod_ip = ""
         self.host_ports: dict[str, int] = {}

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import msgpack
 
 from .messages import ProtocolError
 
