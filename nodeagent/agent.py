@@ -50,17 +50,6 @@ class NodeOptions:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-def machine_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 1024**3
-
-
 class NodeAgent:
     def __init__(self, client: ApiClient, home: Home, options: NodeOptions, settings: NodeSettings) -> None:
         self.client = client
@@ -86,7 +75,7 @@ class NodeAgent:
         o = self.options
         capacity = {
             "cpu": o.cpu or str(os.cpu_count() or 1),
-            "memory": o.memory or f"{machine_memory() // 1024}Ki",
+            "memory": o.memory or f"{resources.machine_memory() // 1024}Ki",
             "pods": str(o.max_pods),
             "ephemeral-storage": "100Gi",
         }

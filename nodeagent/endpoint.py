@@ -79,12 +79,15 @@ class AgentHandlers:
                 return worker
         raise NotFound(f'pods "{name}" not found on node {self.agent.name}')
 
-    async def logs(self, args: dict[str, Any]) -> Any:
+    def _container(self, args: dict[str, Any]) -> tuple[PodWorker, Any]:
         worker = self._worker(args)
         try:
-            c = worker.container(args.get("container"))
+            return worker, worker.container(args.get("container"))
         except LookupError as exc:
             raise BadRequest(str(exc)) from None
+
+    async def logs(self, args: dict[str, Any]) -> Any:
+        worker, c = self._container(args)
         tail = args.get("tail")
         if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool)):
             raise BadRequest("tail must be a whole number")
@@ -103,11 +106,7 @@ class AgentHandlers:
         return {"lines": lines}
 
     async def exec(self, args: dict[str, Any]) -> Any:
-        worker = self._worker(args)
-        try:
-            c = worker.container(args.get("container"))
-        except LookupError as exc:
-            raise BadRequest(str(exc)) from None
+        worker, c = self._container(args)
         command = args.get("command")
         if not isinstance(command, list) or not command or not all(isinstance(p, str) for p in command):
             raise BadRequest("command must be a non-empty list of strings")

@@ -22,6 +22,7 @@ from typing import Any
 
 from emulator.model.expand import expand
 from emulator.model.quantity import parse_quantity
+from nodeagent.resources import machine_memory
 
 Obj = dict[str, Any]
 Lookup = Callable[[str], Obj | None]  # name -> object in the pod's namespace
@@ -167,21 +168,10 @@ def _resource_value(ref: Obj, container: Obj) -> str:
     if raw is None and section == "requests":
         raw = (resources.get("limits") or {}).get(name)
     if raw is None:
-        raw = os.cpu_count() or 1 if name == "cpu" else _memory_total()
+        raw = os.cpu_count() or 1 if name == "cpu" else machine_memory()
     divisor = parse_quantity(ref.get("divisor", "1") or "1")
     value = parse_quantity(raw) / divisor
     return str(math.ceil(value))  # rounded up, as the kubelet does
-
-
-def _memory_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 1024**3
 
 
 def _decode(value: str) -> str:

@@ -55,3 +55,15 @@ def millicores(before: Usage | None, after: Usage, seconds: float) -> int:
     if before is None or seconds <= 0:
         return 0
     return max(0, int((after.cpu_seconds - before.cpu_seconds) / seconds * 1000))
+
+
+def machine_memory() -> int:
+    """This machine's memory in bytes (8 GiB when it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 1024**3

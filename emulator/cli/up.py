@@ -13,7 +13,6 @@ port it first got, so restarts do not move it.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from emulator import logs
 from emulator.cli.components import add_controller_flags, add_process_flags
 from emulator.cli.context import UsageError
 from emulator.home import Home, ensure_token
+from emulator.pidlock import Locked, lock_exclusively
 from emulator.lifecycle import raise_fd_limit, run_until_stopped
 from emulator.settings import SupervisorSettings
 
@@ -64,22 +64,13 @@ class HomeLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        f = open(self.path, "a+")
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
+            self._file = lock_exclusively(self.path)
+        except Locked as exc:
             raise UsageError(
-                f"kubemu is already running on {self.path.parent} (pid {holder}); "
+                f"kubemu is already running on {self.path.parent} (pid {exc.holder}); "
                 "stop it first, or set KUBEMU_HOME to another directory"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
 
     def release(self) -> None:
         if self._file is not None:

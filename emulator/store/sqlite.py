@@ -7,8 +7,6 @@ Bodies are msgpack; Secrets are encrypted with :class:`SecretCipher`.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import IO, Any
 
 import msgpack
 
+from emulator.pidlock import Locked, lock_exclusively
 from emulator.store.crypto import SecretCipher
 
 Key = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
@@ -111,22 +110,13 @@ class SqliteBackend:
 
 
 def _lock_exclusively(path: Path) -> IO[str]:
-    lock = open(path, "a+")
     try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "?"
-        lock.close()
+        return lock_exclusively(path)
+    except Locked as exc:
         raise StoreInUse(
-            f"the store {path.with_suffix('')} is in use by another API process (pid {holder}); "
+            f"the store {path.with_suffix('')} is in use by another API process (pid {exc.holder}); "
             "stop it, or use another KUBEMU_HOME"
         ) from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
-    return lock
 
 
 def _aad(key: Key) -> bytes:
