@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,9 @@ async def serve_api(
         store = open_store(home, settings)
     except StoreInUse as exc:
         raise ListenError(str(exc)) from None
+    # Every loaded object lives as long as the process: keep the cyclic GC from
+    # rescanning them all on each full collection.
+    gc.freeze()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(store.run)
