@@ -123,3 +123,32 @@ async def wait_for_event(client: ApiClient, obj: Obj, predicate: Callable[[Obj],
                         return dict(change.object)
         except Expired:
             continue
+
+
+def condition(obj: Obj | None, kind: str) -> Obj | None:
+    """The object's status condition of type ``kind`` (Ready, PodScheduled ...), or None."""
+    if obj is None:
+        return None
+    for entry in obj.get("status", {}).get("conditions", []) or []:
+        if entry.get("type") == kind:
+            return dict(entry)
+    return None
+
+
+def bound(pod: Obj | None) -> bool:
+    """The scheduler (or the manifest) put the pod on a node."""
+    return pod is not None and bool(pod.get("spec", {}).get("nodeName"))
+
+
+def unschedulable(message: str) -> Callable[[Obj | None], bool]:
+    """The pod is pending with PodScheduled=False, reason Unschedulable, and exactly ``message``."""
+    def check(pod: Obj | None) -> bool:
+        scheduled = condition(pod, "PodScheduled")
+        return (pod is not None and not bound(pod) and scheduled is not None and scheduled.get("status") == "False"
+                and scheduled.get("reason") == "Unschedulable" and scheduled.get("message") == message)
+    return check
+
+
+def cli_flags(cluster: Cluster) -> list[str]:
+    """What a real `kubemu` command needs to reach the in-test cluster."""
+    return ["--server", cluster.config.server, "--token", cluster.config.token]

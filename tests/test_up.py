@@ -49,7 +49,7 @@ async def start_up(home: Home) -> Up:
         KUBEMU + ["up", "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
     )
     up = Up(process)
-    await up.read_until(b"kubemu is up")
+    await up.read_until(b"Stop: Ctrl-C")
     return up
 
 
