@@ -159,6 +159,7 @@ class Spawner:
         child = self._running.get(pid) or self._exited.get(pid)
         if child is None:
             if self._reader_done.is_set():
+                await trio.lowlevel.checkpoint()  # Cancelled first, if that is what is happening
                 raise SpawnerGone(self._gone_reason)
             raise ProcessLookupError(f"pid {pid} was not started by this spawner (or exited long ago)")
         await child.done.wait()
@@ -207,6 +208,9 @@ class Spawner:
 
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._reader_done.is_set() or self._closing:
+            # A caller whose scope is being cancelled (the agent is stopping) sees
+            # Cancelled, not SpawnerGone: the checkpoint raises it first.
+            await trio.lowlevel.checkpoint()
             raise SpawnerGone(self._gone_reason or "the spawner is closed")
         self._next_id += 1
         call_id = self._next_id
