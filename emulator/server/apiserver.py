@@ -20,6 +20,7 @@ from emulator.controllers.manager import run_controllers
 from emulator.errors import TooManyRequests
 from emulator.home import Home, ensure_token
 from emulator.rpcserver import Session
+from emulator.server.garbagecollector import run_garbage_collector
 from emulator.server.handlers import Handlers
 from emulator.server.local import local_connector
 from emulator.server.namespaces import run_namespace_controller
@@ -86,6 +87,7 @@ async def serve_api(
             sockname = listeners[0].socket.getsockname()
             address = ApiAddress(sockname[0], sockname[1])
             nursery.start_soon(run_namespace_controller, registry)
+            nursery.start_soon(run_garbage_collector, registry)
             if run_controllers:
                 nursery.start_soon(_controllers, home, token, address, handlers, settings, controllers or ControllerSettings())
             counts = {"handshaking": 0, "active": 0}
