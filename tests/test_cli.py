@@ -198,3 +198,13 @@ async def test_ctrl_c_on_watch_is_quiet(api_process: ApiProcess) -> None:
     errors = await watcher.stderr.receive_some(65536)
     assert code == 130
     assert b"Traceback" not in errors
+
+
+async def test_delete_cascade_orphan_finishes(api_process: ApiProcess) -> None:
+    home = api_process.home
+    created = await kubemu(home, "create", "-f", "-", stdin=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent}\n")
+    assert created.returncode == 0
+    with trio.fail_after(20):
+        result = await kubemu(home, "delete", "cm", "parent", "--cascade=orphan")
+    assert result.returncode == 0 and out(result) == 'configmap "parent" deleted\n'
+    assert (await kubemu(home, "get", "cm", "parent")).returncode == 1
