@@ -171,6 +171,7 @@ class NodeAgent:
                 host_ip=self.options.address,
                 configmaps=self.configmaps, secrets=self.secrets, claims=self.claims,
                 volumes_root=self.home.root / "volumes", host_port_mode=self.options.host_port_mode,
+                host_ports=network.HostPorts(self.options.address) if self.options.host_port_mode else None,
             )
             await nursery.start(self.configmaps.run)
             await nursery.start(self.secrets.run)

@@ -88,6 +88,27 @@ def port_problem(address: str, port: int) -> str | None:
     return None
 
 
+class HostPorts:
+    """Free host ports for host-port mode. The kernel may hand a port it gave us
+    before (nothing holds it until the container binds it), so the ports given to
+    pods are remembered until those pods are gone."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.in_use: set[int] = set()
+
+    def allocate(self) -> int:
+        for _ in range(1000):
+            port = free_host_port(self.address)
+            if port not in self.in_use:
+                self.in_use.add(port)
+                return port
+        raise AddressError(f"no free host port on {self.address}")
+
+    def release(self, ports: list[int]) -> None:
+        self.in_use.difference_update(ports)
+
+
 def free_host_port(address: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((address, 0))

@@ -54,6 +54,7 @@ class NodeContext:
     claims: Any  # Informer of PersistentVolumeClaims
     volumes_root: Path  # where bound claims keep their data
     host_port_mode: bool = False
+    host_ports: network.HostPorts | None = None
 
 
 @dataclass
@@ -185,7 +186,8 @@ class PodWorker:
             for c in self.app:
                 for port in c.spec.get("ports") or []:
                     key = port.get("name") or str(port["containerPort"])
-                    self.host_ports[key] = network.free_host_port(self.ctx.host_ip)
+                    assert self.ctx.host_ports is not None
+                    self.host_ports[key] = self.ctx.host_ports.allocate()
         else:
             assert self.ctx.addresses is not None
             previous_ip = self.pod.get("status", {}).get("podIP", "")
@@ -442,6 +444,8 @@ class PodWorker:
     def _cleanup(self) -> None:
         if self.ctx.addresses is not None and self.pod_ip:
             self.ctx.addresses.release(self.pod_ip)
+        if self.ctx.host_ports is not None:
+            self.ctx.host_ports.release(list(self.host_ports.values()))
         if not self.keep_object:
             try:
                 volumes.remove_pod(self.dir)  # never follows links: claim and hostPath data stay

@@ -151,4 +151,4 @@ def unschedulable(message: str) -> Callable[[Obj | None], bool]:
 
 def cli_flags(cluster: Cluster) -> list[str]:
     """What a real `kubemu` command needs to reach the in-test cluster."""
-    return ["--server", cluster.config.server, "--token", cluster.config.token]
+    return [f"--server={cluster.config.server}", f"--token={cluster.config.token}"]  # a token may start with "-"

@@ -33,13 +33,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _set_unschedulable(client: ApiClient, name: str, value: bool) -> bool:
-    """Returns whether anything changed."""
+    """Returns whether anything changed. A patch, as kubectl sends: a status
+    heartbeat between our read and our write cannot make it conflict."""
     node = await client.get("Node", name)
     if bool(node.get("spec", {}).get("unschedulable")) == value:
         return False
-    spec = {**node.get("spec", {}), "unschedulable": True} if value else {
-        k: v for k, v in node.get("spec", {}).items() if k != "unschedulable"}
-    await client.update({**node, "spec": spec})
+    await client.patch("Node", name, {"spec": {"unschedulable": True if value else None}})
     return True
 
 

@@ -135,7 +135,7 @@ class GarbageCollector:
         if alive:
             await self._drop_reference(key, gone_uid)
         elif not dependent["metadata"].get("deletionTimestamp"):
-            log.info("gc_delete", kind=key[0], namespace=key[1], name=key[2], reason="owner_gone")
+            log.info("gc_delete", kind=key[0], namespace=key[1], name=key[2], reason="owner_gone", owner=gone_uid)
             await self.registry.delete(key[0], key[1] or None, key[2])
 
     async def _drop_reference(self, key: Key, owner_uid: str) -> None:
