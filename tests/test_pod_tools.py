@@ -63,7 +63,7 @@ async def test_exec_runs_in_the_pod(cluster: Cluster) -> None:
     running = await wait_for(client, "Pod", "shell", phase("Running"))
     assert running is not None
     code, out, err = await cli(cluster, "exec", "shell", "--", "sh", "-c", 'echo "$GREETING $POD_IP $PWD"; exit 3')
-    assert code == 3 and "command terminated with exit code 3" in err
+    assert code == 3 and "command terminated with exit code 3" in err, (code, out, err)
     greeting, ip, cwd = out.split()
     assert greeting == "hi" and ip == running["status"]["podIP"] and cwd.endswith("/root")
     code, _, err = await cli(cluster, "exec", "shell", "-c", "nope", "--", "true")
