@@ -78,7 +78,9 @@ def container_status_or_empty(p: Obj) -> Obj:
 
 
 def pod_root(home: Home, pod_obj: Obj) -> Path:
-    return home.node_dir(pod_obj["spec"]["nodeName"]) / "pods" / pod_obj["metadata"]["uid"] / "root"
+    node: str = pod_obj["spec"]["nodeName"]
+    uid: str = pod_obj["metadata"]["uid"]
+    return home.node_dir(node) / "pods" / uid / "root"
 
 
 async def read_pid_file(path: Path, timeout: float = 10) -> int:

@@ -29,18 +29,23 @@ from tests.procs import kubemu
 
 Obj = dict[str, Any]
 
-OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x",
-         "uid": "5f0c8a52-6f1e-4bd3-9a55-0d7c1f3e2b11", "controller": True}
 
 
 @pytest.fixture
-async def real_owner(cluster: Cluster) -> None:
-    """The pods' controller must exist: the garbage collector removes pods whose owner is gone."""
-    owner = await cluster.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
-    OWNER.update(apiVersion="v1", kind="ConfigMap", name="x", uid=owner["metadata"]["uid"])
+async def owner(cluster: Cluster) -> Obj:
+    """An ownerReference to a real ReplicaSet (replicas 0, so that no controller acts on
+    it): the garbage collector removes pods whose owner does not exist."""
+    replicaset = await cluster.client.create({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "x"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "x"}},
+                 "template": {"metadata": {"labels": {"app": "x"}},
+                              "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["sleep", "600"]}]}}},
+    })
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x",
+            "uid": replicaset["metadata"]["uid"], "controller": True}
 
 
-def sleeper(name: str, *, owned: bool = False, node: str | None = None, cpu: str | None = None,
+def sleeper(name: str, *, owner: Obj | None = None, node: str | None = None, cpu: str | None = None,
             selector: dict[str, str] | None = None) -> Obj:
     container: Obj = {"name": "app", "image": "busybox", "command": ["sleep", "600"]}
     if cpu is not None:
@@ -51,31 +56,25 @@ def sleeper(name: str, *, owned: bool = False, node: str | None = None, cpu: str
     if selector is not None:
         spec["nodeSelector"] = selector
     metadata: Obj = {"name": name, "labels": {"app": name}}
-    if owned:
-        metadata["ownerReferences"] = [dict(OWNER)]
+    if owner is not None:
+        metadata["ownerReferences"] = [dict(owner)]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 async def kubemu_node_command(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """A real `kubemu cordon|uncordon|drain`, run again when it lost the race with a
-    heartbeat (the Conflict bug that test_cordon_is_not_undone_by_a_heartbeat shows),
-    as a user would; anything else is returned as it is."""
-    for _ in range(5):
-        result = await kubemu(cluster.home, *cli_flags(cluster), *args)
-        if b"Error from server (Conflict)" not in result.stderr:
-            return result
-    return result
+    """A real `kubemu cordon|uncordon|drain` against the in-test cluster."""
+    return await kubemu(cluster.home, *cli_flags(cluster), *args)
 
 
 def failed_scheduling(message: str) -> Any:
     return lambda e: e["reason"] == "FailedScheduling" and e["message"] == message
 
 
-async def test_replicas_of_one_controller_spread_across_nodes(cluster: Cluster, real_owner: None) -> None:
+async def test_replicas_of_one_controller_spread_across_nodes(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     names = [f"spread-{i}" for i in range(4)]
     for name in names:
-        await client.create(sleeper(name, owned=True))
+        await client.create(sleeper(name, owner=owner))
     placed: Counter[str] = Counter()
     for name in names:
         pod = await wait_for(client, "Pod", name, bound)
@@ -91,7 +90,7 @@ async def test_replicas_of_one_controller_spread_across_nodes(cluster: Cluster, 
     assert event["message"] == f"Successfully assigned default/{names[0]} to {first['spec']['nodeName']}"
 
 
-async def test_node_selector_lands_on_the_labelled_node_or_waits(cluster: Cluster, real_owner: None) -> None:
+async def test_node_selector_lands_on_the_labelled_node_or_waits(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     await client.create(sleeper("nowhere", selector={"disk": "nvme"}))
     two = "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
@@ -111,7 +110,7 @@ async def test_node_selector_lands_on_the_labelled_node_or_waits(cluster: Cluste
     await wait_for_event(client, pending, failed_scheduling(three))
 
 
-async def test_too_big_waits_for_a_node_that_can_hold_it(cluster: Cluster, real_owner: None) -> None:
+async def test_too_big_waits_for_a_node_that_can_hold_it(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     cores = (os.cpu_count() or 1) + 1  # more than the fixture's nodes have (this machine's cores)
     await client.create(sleeper("hungry", cpu=str(cores)))
@@ -128,7 +127,7 @@ async def test_too_big_waits_for_a_node_that_can_hold_it(cluster: Cluster, real_
     assert await wait_for(client, "Pod", "hungry", phase("Running"))
 
 
-async def test_a_pod_waiting_for_room_gets_it_when_a_pod_goes(cluster: Cluster, real_owner: None) -> None:
+async def test_a_pod_waiting_for_room_gets_it_when_a_pod_goes(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     await cluster.add_node("small", cpu="2", labels=(("size", "small"),))
     await client.create(sleeper("first", cpu="1500m", selector={"size": "small"}))
@@ -145,7 +144,7 @@ async def test_a_pod_waiting_for_room_gets_it_when_a_pod_goes(cluster: Cluster, 
     assert await wait_for(client, "Pod", "second", phase("Running"))
 
 
-async def test_cordon_keeps_new_pods_off_and_uncordon_lets_them_back(cluster: Cluster, real_owner: None) -> None:
+async def test_cordon_keeps_new_pods_off_and_uncordon_lets_them_back(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     cordoned = await kubemu_node_command(cluster, "cordon", "node-1")
     assert cordoned.returncode == 0, cordoned.stderr
@@ -156,7 +155,7 @@ async def test_cordon_keeps_new_pods_off_and_uncordon_lets_them_back(cluster: Cl
     assert again.returncode == 0 and again.stdout == b"node/node-1 already cordoned\n"
 
     for i in range(3):
-        await client.create(sleeper(f"avoid-{i}", owned=True))
+        await client.create(sleeper(f"avoid-{i}", owner=owner))
     for i in range(3):
         pod = await wait_for(client, "Pod", f"avoid-{i}", bound)
         assert pod is not None and pod["spec"]["nodeName"] == "node-2"
@@ -172,18 +171,18 @@ async def test_cordon_keeps_new_pods_off_and_uncordon_lets_them_back(cluster: Cl
     assert "unschedulable" not in (await client.get("Node", "node-1"))["spec"]
     pinned = await wait_for(client, "Pod", "pinned", bound)
     assert pinned is not None and pinned["spec"]["nodeName"] == "node-1"
-    await client.create(sleeper("after", owned=True))  # the emptier node-1 wins again
+    await client.create(sleeper("after", owner=owner))  # the emptier node-1 wins again
     after = await wait_for(client, "Pod", "after", bound)
     assert after is not None and after["spec"]["nodeName"] == "node-1"
     for name in ("pinned", "after"):  # not torn down mid-start
         assert await wait_for(client, "Pod", name, phase("Running"))
 
 
-async def test_drain_evicts_managed_pods_and_refuses_unmanaged_ones(cluster: Cluster, real_owner: None) -> None:
+async def test_drain_evicts_managed_pods_and_refuses_unmanaged_ones(cluster: Cluster, owner: Obj) -> None:
     client = cluster.client
     for name, node, owned in (("owned-1", "node-1", True), ("owned-2", "node-1", True),
                               ("solo", "node-2", False), ("owned-3", "node-2", True)):
-        await client.create(sleeper(name, owned=owned, node=node))
+        await client.create(sleeper(name, owner=owner if owned else None, node=node))
     for name in ("owned-1", "owned-2", "solo", "owned-3"):
         assert await wait_for(client, "Pod", name, phase("Running"))
 
