@@ -71,7 +71,8 @@ def ensure_token(path: Path) -> str:
     except FileNotFoundError:
         token = ""
     if not token:
-        token = secrets.token_urlsafe(32)
+        # Hex: a token never starts with '-', so `--token VALUE` always parses.
+        token = secrets.token_hex(32)
         write_private(path, token.encode() + b"\n")
     elif path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
