@@ -130,7 +130,27 @@ def _requests(container: Obj, *, non_zero: bool) -> Resources:
     return resources_of(requests)
 
 
+_REQUESTS_CACHE: dict[tuple[str, str, bool], Resources] = {}
+_REQUESTS_CACHE_MAX = 200_000
+
+
 def pod_requests(pod: Obj, *, non_zero: bool = False) -> Resources:
+    """``_pod_requests``, remembered per pod version: a version's spec never changes,
+    and a scheduling decision asks this of every pod on every node."""
+    meta = pod.get("metadata") or {}
+    uid, version = meta.get("uid"), meta.get("resourceVersion")
+    if not uid or not version:
+        return _pod_requests(pod, non_zero=non_zero)
+    key = (uid, version, non_zero)
+    found = _REQUESTS_CACHE.get(key)
+    if found is None:
+        if len(_REQUESTS_CACHE) >= _REQUESTS_CACHE_MAX:
+            _REQUESTS_CACHE.clear()
+        found = _REQUESTS_CACHE[key] = _pod_requests(pod, non_zero=non_zero)
+    return found
+
+
+def _pod_requests(pod: Obj, *, non_zero: bool = False) -> Resources:
     """What the pod asks of a node, as Kubernetes' ``resourcehelper.PodRequests``.
 
     App containers add up. Init containers run one at a time, so the pod needs the
