@@ -68,7 +68,8 @@ class NodeSettings:
     log_max_bytes: int = 10 * MiB
     config_retry: float = 1.0  # a missing ConfigMap/Secret reference is looked up again this often
     volume_refresh_interval: float = 2.0  # ConfigMap/Secret files follow changes within this
-    resource_interval: float = 1.0  # memory limits and `kubemu top` sampling
+    resource_interval: float = 1.0  # containers with a memory limit are sampled this often
+    stats_interval: float = 10.0  # every container is sampled this often, for `kubemu top`
     api_backoff_initial: float = 0.2
     api_backoff_max: float = 5.0
     shutdown_grace: float = 10.0  # a stopping agent gives its pods at most this long

@@ -9,6 +9,7 @@ pods run on untouched; informers and status reports resume by themselves.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import random
@@ -68,7 +69,7 @@ class NodeAgent:
         self._nursery: trio.Nursery | None = None
         self.endpoint_port = 0
         self.usage: dict[int, tuple[int, int]] = {}  # pid -> (millicores, memory bytes)
-        self._last_sample: dict[int, resources.Usage] = {}
+        self._last_sample: dict[int, tuple[float, resources.Usage]] = {}  # pid -> (when, usage)
         self.log = log.bind(node=self.name)
 
     def node_object(self) -> Obj:
@@ -201,16 +202,29 @@ class NodeAgent:
         await trio.serve_listeners(handle, listeners)
 
     async def _monitor(self) -> None:
-        """Sample every container's usage; kill a group above its memory limit (OOMKilled)."""
-        interval = self.settings.resource_interval
+        """Sample containers' usage; kill a group above its memory limit (OOMKilled).
+
+        Containers with a memory limit are sampled every ``resource_interval``;
+        the rest only every ``stats_interval``, for ``kubemu top`` (metrics-server
+        also keeps a 15 s resolution), so an idle node with many pods stays idle.
+        """
+        sampler = resources.GroupSampler()
+        last_full = -math.inf
         while True:
-            await trio.sleep(interval)
+            await trio.sleep(self.settings.resource_interval)
+            now = trio.current_time()
+            full = now - last_full >= self.settings.stats_interval
+            if full:
+                last_full = now
             running = {c.record.pid: (w, c) for w in self.workers.values() for c in w.app + w.init
-                       if c.record.pid is not None}
-            samples = await trio.to_thread.run_sync(resources.sample_groups, list(running))
-            usage = {}
+                       if c.record.pid is not None and (full or _memory_limit(c.spec))}
+            if not running:
+                continue
+            samples = await trio.to_thread.run_sync(sampler.sample, list(running))
             for pid, sample in samples.items():
-                usage[pid] = (resources.millicores(self._last_sample.get(pid), sample, interval), sample.memory_bytes)
+                taken, before = self._last_sample.get(pid, (now, None))
+                self._last_sample[pid] = (now, sample)
+                self.usage[pid] = (resources.millicores(before, sample, now - taken), sample.memory_bytes)
                 worker, c = running[pid]
                 limit = _memory_limit(c.spec)
                 if limit and sample.memory_bytes > limit and not c.record.extra.get("oom"):
@@ -221,8 +235,10 @@ class NodeAgent:
                                              f"Container {c.record.name} used {sample.memory_bytes // 2**20}Mi, "
                                              f"over its memory limit of {limit // 2**20}Mi, and was killed")
                     await self._spawner.signal(pid, signal.SIGKILL)
-            self._last_sample = samples
-            self.usage = usage
+            if full:  # forget containers that are gone
+                for pid in self.usage.keys() - samples.keys():
+                    self.usage.pop(pid, None)
+                    self._last_sample.pop(pid, None)
 
     def statistics(self) -> Obj:
         pods = []

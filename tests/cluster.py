@@ -20,7 +20,8 @@ Obj = dict[str, Any]
 
 FAST_NODES = NodeSettings(
     status_interval=0.3, restart_backoff_initial=0.3, restart_backoff_max=1.2, restart_backoff_reset=600,
-    config_retry=0.2, volume_refresh_interval=0.2, resource_interval=0.2, api_backoff_initial=0.05,
+    config_retry=0.2, volume_refresh_interval=0.2, resource_interval=0.2, stats_interval=0.2,
+    api_backoff_initial=0.05,
     api_backoff_max=0.5, shutdown_grace=3,
 )
 FAST_CONTROLLERS = ControllerSettings(
