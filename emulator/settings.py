@@ -57,6 +57,11 @@ class ControllerSettings:
     node_monitor_grace: float = 15.0  # Kubernetes: 40 s
     pod_eviction_timeout: float = 30.0  # Kubernetes: 300 s (the not-ready/unreachable toleration)
     scheduler_retry: float = 5.0  # an unschedulable pod is tried again at least this often
+    workload_workers: int = 5  # concurrent syncs per workload controller (Kubernetes: 5)
+    sync_retry_initial: float = 0.05  # a failed sync is retried after this, doubling ...
+    sync_retry_max: float = 30.0  # ... up to this
+    orphan_quarantine: float = 40.0  # pods bound to a node never seen wait this long before pod GC (Kubernetes: 40 s)
+    expectations_ttl: float = 300.0  # creations/deletions not seen by then are given up on (Kubernetes: 5 min)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,19 @@ async def test_merge_patch(client: ApiClient) -> None:
     assert patched["data"] == {"one": "1", "three": "3"}
 
 
+async def test_patch_naming_a_resource_version_is_a_precondition(client: ApiClient) -> None:
+    created = await client.create(configmap("a", one="1"))
+    stale = created["metadata"]["resourceVersion"]
+    await client.patch("ConfigMap", "a", {"data": {"one": "2"}})
+    with pytest.raises(Conflict):
+        await client.patch("ConfigMap", "a", {"metadata": {"resourceVersion": stale}, "data": {"one": "3"}})
+    current = await client.get("ConfigMap", "a")
+    assert current["data"] == {"one": "2"}
+    fresh = current["metadata"]["resourceVersion"]
+    patched = await client.patch("ConfigMap", "a", {"metadata": {"resourceVersion": fresh}, "data": {"one": "3"}})
+    assert patched["data"] == {"one": "3"}
+
+
 async def test_apply_three_way(client: ApiClient) -> None:
     manifest = configmap("settings", colour="blue", size="L")
     obj, action = await client.apply(manifest)

@@ -221,6 +221,17 @@ async def test_silent_node_turns_unknown_and_its_pods_are_evicted_then_finished(
     assert await wait_for(client, "Pod", "newcomer", phase("Running"))
 
 
+async def test_deleting_a_silent_node_frees_its_pods(cluster: Cluster) -> None:
+    client = cluster.client
+    await client.create(pod("held", ["sleep", "600"], node="node-1"))
+    assert await wait_for(client, "Pod", "held", ready)
+    cluster.stop_node("node-1")
+    evicted = await wait_for(client, "Pod", "held", lambda p: p is None or bool(p["metadata"].get("deletionTimestamp")))
+    assert evicted is not None, "evicted, and held Terminating while the node is silent"
+    await client.delete("Node", "node-1", None)
+    await wait_for(client, "Pod", "held", gone)  # pod GC: nobody will ever confirm, the node is gone
+
+
 # -- a `kubemu node` killed with SIGKILL -------------------------------------------
 
 

@@ -33,16 +33,12 @@ Obj = dict[str, Any]
 
 @pytest.fixture
 async def owner(cluster: Cluster) -> Obj:
-    """An ownerReference to a real ReplicaSet (replicas 0, so that no controller acts on
-    it): the garbage collector removes pods whose owner does not exist."""
-    replicaset = await cluster.client.create({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "x"},
-        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "x"}},
-                 "template": {"metadata": {"labels": {"app": "x"}},
-                              "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["sleep", "600"]}]}}},
-    })
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x",
-            "uid": replicaset["metadata"]["uid"], "controller": True}
+    """A controller ownerReference to an object no controller manages (a ConfigMap):
+    the pods count as managed (drain, spreading), the garbage collector keeps them
+    while the owner exists, and no ReplicaSet controller adopts, releases or deletes them."""
+    configmap = await cluster.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": "x",
+            "uid": configmap["metadata"]["uid"], "controller": True}
 
 
 def sleeper(name: str, *, owner: Obj | None = None, node: str | None = None, cpu: str | None = None,

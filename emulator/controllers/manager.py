@@ -1,5 +1,5 @@
 """Runs the controllers that live beside the API: the scheduler, the node
-lifecycle controller and the volume binder. They talk to the API through the
+lifecycle controller, the volume binder and the workload controllers. They talk to the API through the
 ordinary client library (here over an in-process connection)."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import trio
 
 from emulator.client import ApiClient
 from emulator.client.events import EventRecorder
+from emulator.controllers.deployment import run_deployments
 from emulator.controllers.nodelifecycle import run_node_lifecycle
+from emulator.controllers.replicaset import run_replica_sets
 from emulator.controllers.scheduler import run_scheduler
 from emulator.controllers.volumebinder import run_volume_binder
 from emulator.home import Home
@@ -28,4 +30,10 @@ async def run_controllers(client: ApiClient, home: Home, settings: ControllerSet
         nursery.start_soon(run_scheduler, client, scheduler_events, settings)
         nursery.start_soon(run_node_lifecycle, client, lifecycle_events, settings)
         nursery.start_soon(run_volume_binder, client, binder_events, home)
+        replica_set_events = EventRecorder(client, "replicaset-controller")
+        deployment_events = EventRecorder(client, "deployment-controller")
+        for recorder in (replica_set_events, deployment_events):
+            nursery.start_soon(recorder.run)
+        nursery.start_soon(run_replica_sets, client, replica_set_events, settings)
+        nursery.start_soon(run_deployments, client, deployment_events, settings)
         log.info("controllers_started")

@@ -8,7 +8,8 @@ the ``node.kubernetes.io/unreachable:NoExecute`` taint, and its pods Ready=False
 pods are deleted gracefully: they stay Terminating (their processes may still
 run on the silent node) while their owners create replacements elsewhere; a
 StatefulSet waits, so an identity never runs twice. A node that reports again
-loses the taint.
+loses the taint. Deleting a Node frees its pods: they are force-deleted (pod
+GC), which lets a StatefulSet recreate them elsewhere.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class NodeLifecycle:
         self.pods = Informer(client, "Pod")
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (heartbeat, when we saw it change)
         self._unreachable_since: dict[str, float] = {}
+        self._deleted: set[str] = set()  # nodes seen here, then deleted
+        self._orphaned_since: dict[tuple[str, str], float] = {}  # pods on a node that is not there
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -80,6 +83,8 @@ class NodeLifecycle:
             if name not in known:
                 del self._seen[name]
                 self._unreachable_since.pop(name, None)
+                self._deleted.add(name)
+        await self._collect_orphans(known, now)
 
     async def _unreachable(self, node: Obj, ready: Obj | None, now: float) -> None:
         name = node["metadata"]["name"]
@@ -107,6 +112,32 @@ class NodeLifecycle:
                 meta = pod["metadata"]
                 self.events.record(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {meta['namespace']}/{meta['name']}")
                 await self.client.delete("Pod", meta["name"], meta["namespace"])
+
+    async def _collect_orphans(self, known: set[str], now: float) -> None:
+        """Pods bound to a node that is gone are deleted at once, without waiting for
+        a kubelet that will never answer (Kubernetes' pod GC). A node this controller
+        never saw may still be coming: its pods wait ``orphan_quarantine`` first."""
+        for pod in self.pods.items():
+            node = pod.get("spec", {}).get("nodeName")
+            if not node or node in known:
+                continue
+            meta = pod["metadata"]
+            key = (meta["namespace"], meta["name"])
+            first = self._orphaned_since.setdefault(key, now)
+            if node not in self._deleted and now - first < self.settings.orphan_quarantine:
+                continue
+            log.info("orphan_pod_deleted", pod=f"{meta['namespace']}/{meta['name']}", node=node, reason="NodeGone")
+            try:
+                await self.client.delete("Pod", meta["name"], meta["namespace"], grace_period=0,
+                                         preconditions={"uid": meta["uid"]})
+            except NotFound:
+                pass
+            except Conflict:
+                continue
+            self._orphaned_since.pop(key, None)
+        live = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.pods.items()}
+        for key in self._orphaned_since.keys() - live:
+            del self._orphaned_since[key]
 
     async def _mark_not_ready(self, pod: Obj) -> None:
         status = pod.get("status", {})

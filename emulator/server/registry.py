@@ -257,7 +257,10 @@ class Registry:
             raise BadRequest(f'unsupported patch type "{patch_type}": use merge or json')
         if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
             raise BadRequest("the patch must leave an object with metadata")
-        new["metadata"] = {**new["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
+        # A patch that names a resourceVersion is a precondition (as Kubernetes); one that does not
+        # applies to whatever version is current.
+        new["metadata"] = {**new["metadata"], "resourceVersion": new["metadata"].get("resourceVersion")
+                           or current["metadata"]["resourceVersion"]}
         return await self.update(new, namespace, subresource=subresource)
 
     async def apply(self, obj: Any, namespace: str | None = None, *, dry_run: bool = False) -> tuple[Obj, str]:
