@@ -20,7 +20,7 @@ import structlog
 from emulator.errors import AlreadyExists, BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from emulator.model import admission, kinds, patch
 from emulator.model.kinds import KindInfo
-from emulator.server import ipam, objectmeta
+from emulator.server import ipam, objectmeta, serviceips
 from emulator.settings import ApiSettings
 from emulator.store import Store
 from emulator.store.sqlite import Key
@@ -135,6 +135,8 @@ class Registry:
         if info.kind == "Node":
             obj = self._with_pod_cidr(obj)
         stored = objectmeta.fill_on_create(info, obj, ns, name)
+        if info.kind == "Service":
+            stored = serviceips.allocate(stored, self.store.iter_latest("Service"))
         size = self._check_size(stored)
         key = self.key(info, ns, name)
         try:
@@ -212,6 +214,8 @@ class Registry:
         else:
             new = admission.prepare_update(old, obj)
         new = objectmeta.carry_over(info, old, new, status_only=subresource == "status")
+        if info.kind == "Service" and subresource is None:
+            new = serviceips.allocate(new, self.store.iter_latest("Service"))
         if dry_run:
             self._check_size(new)
             await self.store.settled(key)

@@ -92,6 +92,17 @@ class Store:
     def iter_kind(self, kind: str) -> Iterator[Obj]:
         return iter(list(self._objects.get(kind, {}).values()))
 
+    def iter_latest(self, kind: str) -> Iterator[Obj]:
+        """Every object of ``kind`` including writes not yet on disk; for allocating, as ``latest``."""
+        merged = dict(self._objects.get(kind, {}))
+        for key, (_, obj) in self._overlay.items():
+            if key[0] == kind:
+                if obj is None:
+                    merged.pop((key[1], key[2]), None)
+                else:
+                    merged[(key[1], key[2])] = obj
+        return iter(list(merged.values()))
+
     def count(self, kind: str | None = None) -> int:
         if kind is not None:
             return len(self._objects.get(kind, {}))
