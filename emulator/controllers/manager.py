@@ -10,6 +10,7 @@ import trio
 from emulator.client import ApiClient
 from emulator.client.events import EventRecorder
 from emulator.controllers.deployment import run_deployments
+from emulator.controllers.endpoints import run_endpoints
 from emulator.controllers.nodelifecycle import run_node_lifecycle
 from emulator.controllers.replicaset import run_replica_sets
 from emulator.controllers.scheduler import run_scheduler
@@ -36,4 +37,7 @@ async def run_controllers(client: ApiClient, home: Home, settings: ControllerSet
             nursery.start_soon(recorder.run)
         nursery.start_soon(run_replica_sets, client, replica_set_events, settings)
         nursery.start_soon(run_deployments, client, deployment_events, settings)
+        endpoints_events = EventRecorder(client, "endpoint-controller")
+        nursery.start_soon(endpoints_events.run)
+        nursery.start_soon(run_endpoints, client, endpoints_events, settings)
         log.info("controllers_started")

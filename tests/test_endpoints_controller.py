@@ -1,0 +1,74 @@
+"""The endpoints controller on a real cluster: Endpoints follow pod readiness,
+termination and the Service's life; hand-written Endpoints are left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import Cluster, gone, ready, wait_for
+
+Obj = dict[str, Any]
+
+
+def web_pod(name: str, flag: Path) -> Obj:
+    container: Obj = {
+        "name": "app", "image": "busybox", "command": ["sleep", "600"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"exec": {"command": ["test", "-f", str(flag)]}, "periodSeconds": 1, "failureThreshold": 1},
+    }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}}
+
+
+SERVICE: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}
+
+
+def addresses(endpoints: Obj | None, field: str = "addresses") -> list[str]:
+    if endpoints is None:
+        return []
+    return sorted(a["targetRef"]["name"] for s in endpoints.get("subsets") or [] for a in s.get(field, []))
+
+
+async def test_endpoints_follow_readiness_and_termination(cluster: Cluster, tmp_path: Path) -> None:
+    client = cluster.client
+    await client.create(SERVICE)
+    for name in ("a", "b"):
+        (tmp_path / name).touch()
+        await client.create(web_pod(name, tmp_path / name))
+    for name in ("a", "b"):
+        assert await wait_for(client, "Pod", name, ready)
+    both = await wait_for(client, "Endpoints", "web", lambda e: addresses(e) == ["a", "b"])
+    assert both is not None
+    subset = both["subsets"][0]
+    assert subset["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    pod_a = await client.get("Pod", "a")
+    assert pod_a["status"]["podIP"] in [x["ip"] for x in subset["addresses"]]
+
+    (tmp_path / "a").unlink()  # a fails its readiness probe
+    moved = await wait_for(client, "Endpoints", "web", lambda e: addresses(e) == ["b"])
+    assert addresses(moved, "notReadyAddresses") == ["a"]
+    (tmp_path / "a").touch()
+    await wait_for(client, "Endpoints", "web", lambda e: addresses(e) == ["a", "b"])
+
+    await client.delete("Pod", "b")  # graceful: it leaves at once, before its process is stopped
+    terminating = await wait_for(client, "Endpoints", "web", lambda e: addresses(e) == ["a"])
+    assert addresses(terminating, "notReadyAddresses") == []
+
+    await client.delete("Service", "web")
+    await wait_for(client, "Endpoints", "web", gone)
+
+
+async def test_hand_written_endpoints_are_left_alone(cluster: Cluster) -> None:
+    client = cluster.client
+    outside: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "default"},
+                    "spec": {"ports": [{"port": 5432}]}}
+    await client.create(outside)
+    manual: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db", "namespace": "default"},
+                   "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432}]}]}
+    await client.create(manual)
+    await client.patch("Service", "db", {"metadata": {"labels": {"touched": "yes"}}})
+    await client.delete("Service", "db")
+    kept = await client.get("Endpoints", "db")
+    assert kept["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432, "protocol": "TCP"}]}]
