@@ -65,6 +65,7 @@ class NodeAgent:
         self.configmaps = Informer(client, "ConfigMap")
         self.secrets = Informer(client, "Secret")
         self.claims = Informer(client, "PersistentVolumeClaim")
+        self.services = Informer(client, "Service")
         self.ctx: NodeContext | None = None
         self._nursery: trio.Nursery | None = None
         self.endpoint_port = 0
@@ -170,13 +171,14 @@ class NodeAgent:
                 name=self.name, client=self.client, spawner=spawner, events=self.events, settings=self.settings,
                 pods_dir=self.dir / "pods", addresses=addresses,
                 host_ip=self.options.address,
-                configmaps=self.configmaps, secrets=self.secrets, claims=self.claims,
+                configmaps=self.configmaps, secrets=self.secrets, claims=self.claims, services=self.services,
                 volumes_root=self.home.root / "volumes", host_port_mode=self.options.host_port_mode,
                 host_ports=network.HostPorts(self.options.address) if self.options.host_port_mode else None,
             )
             await nursery.start(self.configmaps.run)
             await nursery.start(self.secrets.run)
             await nursery.start(self.claims.run)
+            await nursery.start(self.services.run)
             self.pods.subscribe(self._on_pod)
             await nursery.start(self.pods.run)
             nursery.start_soon(self.heartbeat)

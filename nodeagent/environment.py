@@ -4,7 +4,8 @@ Order (Kubernetes): ``envFrom`` sources, then ``env`` entries in order, each abl
 to use ``$(VAR)`` of those before it; ``command`` and ``args`` are expanded with
 the result. kubemu adds ``POD_IP``, ``POD_NAME``, ``POD_NAMESPACE``, ``NODE_NAME``
 and ``HOSTNAME`` unless the manifest sets them, and ``PATH`` from the agent (there
-is no image to bring one). A reference to a ConfigMap, Secret or key that does not
+is no image to bring one), and the Service variables (``serviceenv``) under any
+the manifest sets; ``$(VAR)`` can use those too. A reference to a ConfigMap, Secret or key that does not
 exist raises :class:`MissingReference`, which the agent reports as
 CreateContainerConfigError and retries. Pure: lookups are passed in.
 """
@@ -17,7 +18,7 @@ import binascii
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.model.expand import expand
@@ -41,6 +42,7 @@ class PodFacts:
     node_name: str
     root: str  # the pod's root directory
     ports: Mapping[str, int]  # host-port mode: declared port name (or number) -> host port
+    services: Mapping[str, str] = field(default_factory=dict)  # the Service variables (``serviceenv``)
 
 
 def build_env(container: Obj, facts: PodFacts, configmap: Lookup, secret: Lookup) -> dict[str, str]:
@@ -74,7 +76,9 @@ def build_env(container: Obj, facts: PodFacts, configmap: Lookup, secret: Lookup
             if value is not None:  # None: optional and missing
                 env[name] = value
         else:
-            env[name] = expand(entry.get("value", ""), env)
+            env[name] = expand(entry.get("value", ""), {**facts.services, **env})
+    for name, value in facts.services.items():  # the manifest's own variables win
+        env.setdefault(name, value)
     return env
 
 

@@ -27,7 +27,7 @@ from emulator.client.events import EventRecorder
 from emulator.errors import ApiError, Conflict, NotFound
 from emulator.settings import NodeSettings
 from emulator.timeutil import now_rfc3339
-from nodeagent import environment, network, podstatus, volumes
+from nodeagent import environment, network, podstatus, serviceenv, volumes
 from nodeagent.containerprobes import ContainerProber, container_ports
 from nodeagent.podstatus import ContainerRecord, Terminated
 from nodeagent.spawner import SpawnError, Spawner, SpawnSpec
@@ -55,6 +55,7 @@ class NodeContext:
     volumes_root: Path  # where bound claims keep their data
     host_port_mode: bool = False
     host_ports: network.HostPorts | None = None
+    services: Any = None  # Informer of Services, for the Service environment variables
 
 
 @dataclass
@@ -373,7 +374,9 @@ class PodWorker:
         return float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
 
     def _command(self, spec: Obj) -> tuple[list[str], dict[str, str]]:
-        facts = environment.PodFacts(self.pod, self.pod_ip, self.ctx.host_ip, self.ctx.name, str(self.root), self.host_ports)
+        services = serviceenv.service_env(self.pod, self.ctx.services.items() if self.ctx.services is not None else ())
+        facts = environment.PodFacts(self.pod, self.pod_ip, self.ctx.host_ip, self.ctx.name, str(self.root),
+                                     self.host_ports, services)
         configmaps = lambda name: self.ctx.configmaps.get(name, self.namespace)  # noqa: E731
         secrets = lambda name: self.ctx.secrets.get(name, self.namespace)  # noqa: E731
         env = environment.build_env(spec, facts, configmaps, secrets)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from tests.cluster import Cluster, gone, ready, wait_for
 
 Obj = dict[str, Any]
@@ -72,3 +74,18 @@ async def test_hand_written_endpoints_are_left_alone(cluster: Cluster) -> None:
     await client.delete("Service", "db")
     kept = await client.get("Endpoints", "db")
     assert kept["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432, "protocol": "TCP"}]}]
+
+
+async def test_pods_see_the_services_that_existed_when_they_started(cluster: Cluster) -> None:
+    client = cluster.client
+    created = await client.create(SERVICE)
+    reader: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader", "namespace": "default"},
+                   "spec": {"containers": [{"name": "app", "image": "busybox", "command": [
+                       "sh", "-c", 'echo "$WEB_SERVICE_HOST $WEB_SERVICE_PORT $WEB_PORT" > env.txt; sleep 600']}]}}
+    await client.create(reader)
+    assert await wait_for(client, "Pod", "reader", ready)
+    address = created["spec"]["clusterIP"]
+    with trio.fail_after(5):
+        while not (found := list(cluster.home.root.glob("nodes/*/pods/*/root/env.txt"))) or not found[0].read_text():
+            await trio.sleep(0.05)
+    assert found[0].read_text().split() == [address, "80", f"tcp://{address}:80"]
