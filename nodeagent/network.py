@@ -6,9 +6,16 @@ around after 65,000 and skipping addresses in use, so a replacement pod always
 gets a new IP. All of 127.0.0.0/8 answers on Linux with no set-up; on macOS each
 address needs an alias (``sudo ifconfig lo0 alias 127.1.0.2``), or use host-port mode.
 
+StatefulSet identities: a pod its StatefulSet annotated with
+``kubemu.dev/pod-ip`` (an address in 127.112.0.0/12, one per set and ordinal,
+chosen by the StatefulSet controller) gets that address instead, on whatever
+node it runs, so a replaced pod keeps its identity's address. The controller
+keeps at most one pod per identity, so no node checks it against the others.
+
 Host-port mode (nodes on separate hosts, containers of compose): pods share the
 node's address and each declared container port is mapped to a free host port,
-given to the container as ``PORT`` (first port) and ``PORT_<NAME>``.
+given to the container as ``PORT`` (first port) and ``PORT_<NAME>``. The
+identity address is ignored there.
 """
 
 from __future__ import annotations
@@ -17,10 +24,29 @@ import errno
 import ipaddress
 import socket
 from pathlib import Path
+from typing import Any
+
+
+IDENTITY_CIDR = "127.112.0.0/12"  # as emulator/server/ipam.py and emulator/controllers/identity.py
+POD_IP_ANNOTATION = "kubemu.dev/pod-ip"
+_IDENTITY_NETWORK = ipaddress.IPv4Network(IDENTITY_CIDR)
 
 
 class AddressError(Exception):
     pass
+
+
+def identity_address(pod: dict[str, Any]) -> str | None:
+    """The StatefulSet identity address a pod must have, if its StatefulSet gave it one."""
+    meta = pod.get("metadata", {})
+    address = (meta.get("annotations") or {}).get(POD_IP_ANNOTATION)
+    controlled = any(r.get("controller") and r.get("kind") == "StatefulSet" for r in meta.get("ownerReferences") or [])
+    if not (address and controlled):
+        return None
+    try:
+        return address if ipaddress.IPv4Address(address) in _IDENTITY_NETWORK else None
+    except ValueError:
+        return None
 
 
 class PodAddresses:

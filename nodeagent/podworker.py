@@ -192,7 +192,10 @@ class PodWorker:
         else:
             assert self.ctx.addresses is not None
             previous_ip = self.pod.get("status", {}).get("podIP", "")
-            if not (previous_ip and self.ctx.addresses.claim(previous_ip)):
+            identity_ip = network.identity_address(self.pod)
+            if identity_ip:
+                self.pod_ip = identity_ip  # its identity's own: never in the node's range, nor in use
+            elif not (previous_ip and self.ctx.addresses.claim(previous_ip)):
                 self.pod_ip = self.ctx.addresses.allocate()
             else:
                 self.pod_ip = previous_ip

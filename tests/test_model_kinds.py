@@ -74,7 +74,7 @@ def test_group_version_and_scope() -> None:
 
 def test_spec_and_status_flags() -> None:
     assert {k for k, i in KINDS.items() if i.has_spec} == {"Pod", "Deployment", "ReplicaSet", "StatefulSet", "Ingress"}
-    assert {k for k, i in KINDS.items() if not i.has_status} == {"ConfigMap", "Secret", "Endpoints", "Event"}
+    assert {k for k, i in KINDS.items() if not i.has_status} == {"ConfigMap", "Secret", "Endpoints", "Event", "ControllerRevision"}
 
 
 def test_for_object() -> None:

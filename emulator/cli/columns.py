@@ -314,6 +314,18 @@ def _statefulset_row(sts: Obj, wide: bool, now: datetime) -> list[str]:
     return cells + [*template_containers(sts)] if wide else cells
 
 
+def _controllerrevision_row(revision: Obj, wide: bool, now: datetime) -> list[str]:
+    """printControllerRevision: the controller as ``statefulset.apps/web``."""
+    controller = "<none>"
+    for ref in meta(revision).get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+            kind = str(ref.get("kind", "")).lower()
+            controller = f"{kind}.{group}/{ref.get('name', '')}" if group else f"{kind}/{ref.get('name', '')}"
+            break
+    return [meta(revision).get("name", ""), controller, str(revision.get("revision", 0)), age(revision, now)]
+
+
 def node_status(node: Obj) -> str:
     ready = [c for c in status(node).get("conditions") or [] if c.get("type") == "Ready"]
     states = [("Ready" if ready[-1].get("status") == "True" else "NotReady") if ready else "Unknown"]
@@ -404,6 +416,7 @@ KINDS: dict[str, tuple[list[str], list[str], RowFn]] = {
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                    _replicaset_row),
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _statefulset_row),
+    "ControllerRevision": (["NAME", "CONTROLLER", "REVISION", "AGE"], [], _controllerrevision_row),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
              ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], _node_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _simple(lambda ns: str(status(ns).get("phase", "")))),

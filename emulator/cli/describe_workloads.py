@@ -23,6 +23,7 @@ from emulator.cli.describe_pods import pod_template
 from emulator.cli.timefmt import parse_time
 
 _HASH_LABEL = "pod-template-hash"
+_IDENTITY_ANNOTATION = "kubemu.dev/identity-addresses"  # written by emulator/controllers/identity.py
 
 
 def _header_with_created(w: Writer, obj: Obj, ctx: Context) -> None:
@@ -122,6 +123,19 @@ def describe_replicaset(rs: Obj, events: list[dict[str, Any]], ctx: Context) -> 
     return w.text()
 
 
+def identity_addresses(sts: Obj) -> dict[int, str]:
+    """Ordinal -> the identity's stable address, from the annotation the StatefulSet controller
+    keeps (``{"uid": ..., "addresses": {"0": "127.112.0.1"}}``); {} when absent or not this set's."""
+    text = (meta(sts).get("annotations") or {}).get(_IDENTITY_ANNOTATION)
+    try:
+        value = json.loads(text) if text else {}
+        if not isinstance(value, dict) or value.get("uid") != meta(sts).get("uid"):
+            return {}
+        return {int(k): str(v) for k, v in (value.get("addresses") or {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 def describe_statefulset(sts: Obj, events: list[dict[str, Any]], ctx: Context) -> str:
     w = Writer()
     s_spec = spec(sts)
@@ -138,6 +152,11 @@ def describe_statefulset(sts: Obj, events: list[dict[str, Any]], ctx: Context) -
         if rolling.get("maxUnavailable") is not None:
             w.write(1, f"MaxUnavailable:\t{rolling['maxUnavailable']}\n")
     w.write(0, f"Pods Status:\t{pods_status_line(sts, ctx)}\n")
+    addresses = identity_addresses(sts)
+    if addresses:  # kubemu's stand-in for the pods' DNS names (no cluster DNS)
+        w.write(0, "Identity Addresses:\n")
+        for ordinal in sorted(addresses):
+            w.write(1, f"{meta(sts).get('name', '')}-{ordinal}:\t{addresses[ordinal]}\n")
     pod_template(w, s_spec.get("template"), ctx)
     claims = s_spec.get("volumeClaimTemplates") or []
     w.write(0, "Volume Claims:\n" if claims else "Volume Claims:\t<none>\n")

@@ -23,7 +23,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from emulator.cli import cluster, components, nodes, objects, podtools, up
+    from emulator.cli import cluster, components, nodes, objects, podtools, rollout, scale, up
 
     parser = argparse.ArgumentParser(
         prog="kubemu",
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", "-s", help="API address HOST:PORT (default: from $KUBEMU_HOME/config)")
     parser.add_argument("--token", help="API bearer token (default: from $KUBEMU_HOME/config)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (objects, podtools, cluster, nodes, up, components):
+    for module in (objects, scale, rollout, podtools, cluster, nodes, up, components):
         module.register(sub)
     return parser
 

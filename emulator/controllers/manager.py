@@ -14,6 +14,7 @@ from emulator.controllers.endpoints import run_endpoints
 from emulator.controllers.nodelifecycle import run_node_lifecycle
 from emulator.controllers.replicaset import run_replica_sets
 from emulator.controllers.scheduler import run_scheduler
+from emulator.controllers.statefulset import run_stateful_sets
 from emulator.controllers.volumebinder import run_volume_binder
 from emulator.home import Home
 from emulator.settings import ControllerSettings
@@ -37,6 +38,9 @@ async def run_controllers(client: ApiClient, home: Home, settings: ControllerSet
             nursery.start_soon(recorder.run)
         nursery.start_soon(run_replica_sets, client, replica_set_events, settings)
         nursery.start_soon(run_deployments, client, deployment_events, settings)
+        stateful_set_events = EventRecorder(client, "statefulset-controller")
+        nursery.start_soon(stateful_set_events.run)
+        nursery.start_soon(run_stateful_sets, client, stateful_set_events, settings)
         endpoints_events = EventRecorder(client, "endpoint-controller")
         nursery.start_soon(endpoints_events.run)
         nursery.start_soon(run_endpoints, client, endpoints_events, settings)

@@ -61,6 +61,7 @@ KINDS: dict[str, KindInfo] = {
         _kind("Deployment", "apps/v1", "deployments", ("deploy",), has_spec=True, has_status=True),
         _kind("ReplicaSet", "apps/v1", "replicasets", ("rs",), has_spec=True, has_status=True),
         _kind("StatefulSet", "apps/v1", "statefulsets", ("sts",), has_spec=True, has_status=True),
+        _kind("ControllerRevision", "apps/v1", "controllerrevisions", has_spec=False, has_status=False),
         _kind("Ingress", "networking.k8s.io/v1", "ingresses", ("ing",), has_spec=True, has_status=True),
     )
 }
