@@ -500,10 +500,17 @@ class PodWorker:
         if self._published == comparable:
             return
         try:
-            await self.ctx.client.patch("Pod", self.name, {"status": status}, self.namespace, subresource="status")
+            # The uid makes this a write to our pod only, never to a newer pod of the same name.
+            await self.ctx.client.patch("Pod", self.name, {"metadata": {"uid": self.uid}, "status": status},
+                                        self.namespace, subresource="status")
             self._published = comparable
         except NotFound:
             self.vanish()
+        except Conflict as exc:
+            if "UID in precondition" not in exc.message:
+                self._dirty.set()
+                return
+            self.vanish()  # the name belongs to another pod now: ours is gone
         except ApiError as exc:
             self.log.info("status_update_failed", error=exc.message)
             self._dirty.set()  # the API is away: try again after a pause

@@ -186,3 +186,12 @@ async def test_object_size_limit(client: ApiClient) -> None:
         big = pod("big")
         big["spec"]["containers"][0]["args"] = ["x" * (1024 * 1024 + 600 * 1024)]
         await client.create(big)
+
+
+async def test_an_update_naming_another_uid_is_a_conflict(client: ApiClient) -> None:
+    first = await client.create(configmap("same-name", v="1"))
+    await client.delete("ConfigMap", "same-name")
+    await client.create(configmap("same-name", v="2"))
+    with pytest.raises(Conflict, match="Precondition failed: UID in precondition"):
+        await client.patch("ConfigMap", "same-name", {"metadata": {"uid": first["metadata"]["uid"]}, "data": {"v": "old"}})
+    assert (await client.get("ConfigMap", "same-name"))["data"] == {"v": "2"}

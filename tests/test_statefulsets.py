@@ -231,15 +231,11 @@ async def test_rolling_update_goes_down_from_the_highest_ordinal_and_stops_at_th
     assert log.first(lambda e: e[2] == new_web2 and e[3]) < log.first(lambda e: e[1] == "web-1" and e[4])
 
     # a pod below the partition comes back at the current revision
-    await client.delete("Pod", "web-0", "default", grace_period=0)
-    try:
-        with trio.fail_after(8):
-            back = await wait_for(client, "Pod", "web-0",
+    # graceful, not forced: the agent of a force-deleted pod may still write its last status, by name,
+    # onto the next pod of that name (a node agent bug, reported)
+    await client.delete("Pod", "web-0", "default")
+    back = await wait_for(client, "Pod", "web-0",
                           lambda p: ready(p) and p is not None and p["metadata"]["uid"] != before["web-0"]["metadata"]["uid"])
-    except trio.TooSlowError:
-        print("STUCK", json.dumps(await client.get("Pod", "web-0", "default"), indent=1))
-        print("SET", json.dumps((await client.get("StatefulSet", "web", "default"))["status"], indent=1))
-        raise
     assert back is not None and back["metadata"]["labels"][REVISION_LABEL] == old_revision
     assert "v" not in (back["metadata"].get("annotations") or {})
 
@@ -266,7 +262,7 @@ async def test_on_delete_replaces_only_the_pods_the_user_deletes(cluster: Cluste
     assert {n: p["metadata"]["uid"] for n, p in pods.items()} == {n: p["metadata"]["uid"] for n, p in before.items()}
     assert not any(p["metadata"].get("deletionTimestamp") for p in pods.values())
 
-    await client.delete("Pod", "job-1", "default", grace_period=0)
+    await client.delete("Pod", "job-1", "default")
     sts = await wait_for(client, "StatefulSet", "job", settled(2, updated=1))
     assert sts is not None
     pods = await pods_of(client, "job")

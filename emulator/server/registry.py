@@ -209,6 +209,11 @@ class Registry:
         expected = meta.get("resourceVersion")
         if expected and expected != old["metadata"]["resourceVersion"]:
             raise self._conflict(info, name)
+        uid = meta.get("uid")
+        if uid and uid != old["metadata"].get("uid"):
+            # A write meant for an earlier object of the same name (a StatefulSet reuses names).
+            raise Conflict(f'Operation cannot be fulfilled on {describe_kind(info)} "{name}": '
+                           f"Precondition failed: UID in precondition: {uid}, UID in object meta: {old['metadata'].get('uid')}")
         if subresource == "status":
             new = admission.prepare_status_update(old, obj)
         else:
