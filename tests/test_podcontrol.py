@@ -86,3 +86,38 @@ def test_expectations() -> None:
     assert e.satisfied(key, 16)  # lost events are given up on after the ttl
     e.deleted(key, "b")
     assert e.satisfied(key, 6)
+
+
+def test_owner_index_follows_informer_events() -> None:
+    index = pc.OwnerIndex()
+    orphan = pod("a")
+    owned = {**pod("b"), "metadata": {**pod("b")["metadata"], "ownerReferences": [{"uid": "rs-1", "controller": True}]}}
+    index.update(None, orphan)
+    index.update(None, owned)
+    assert names(index.orphans("default")) == ["a"] and names(index.owned("rs-1")) == ["b"]
+    adopted = {**orphan, "metadata": {**orphan["metadata"], "ownerReferences": [{"uid": "rs-1", "controller": True}]}}
+    index.update(orphan, adopted)
+    assert index.orphans("default") == [] and sorted(names(index.owned("rs-1"))) == ["a", "b"]
+    index.update(owned, None)
+    assert names(index.owned("rs-1")) == ["a"]
+
+
+def test_expectations_count_down_from_informer_events() -> None:
+    e = pc.Expectations()
+    key = ("default", "web")
+    e.expect(key, 0, adds=1)
+    e.observe(key, "ADDED", None, pod("new"))
+    assert e.satisfied(key, 1)
+    e.expect(key, 0, deleting=["old"])
+    e.observe(key, "MODIFIED", pod("old"), pod("old"))
+    assert not e.satisfied(key, 1)
+    e.observe(key, "MODIFIED", pod("old"), pod("old", terminating=True))  # terminating counts as deleted
+    assert e.satisfied(key, 1)
+
+
+def test_selecting_finds_owners_in_the_same_namespace() -> None:
+    owner = {"metadata": {"name": "rs", "namespace": "default"}, "spec": {"selector": {"matchLabels": {"app": "web"}}}}
+    other = {"metadata": {"name": "rs", "namespace": "other"}, "spec": {"selector": {"matchLabels": {"app": "web"}}}}
+    labelled = {**pod("a"), "metadata": {**pod("a")["metadata"], "labels": {"app": "web"}}}
+    assert pc.selecting([owner, other], labelled) == [owner]
+    assert pc.selecting([owner], pod("b")) == []

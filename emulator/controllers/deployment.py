@@ -20,7 +20,6 @@ API calls and records the events (ScalingReplicaSet, as Kubernetes).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import structlog
@@ -51,8 +50,8 @@ class DeploymentController:
         self.sets = Informer(client, "ReplicaSet")
         self.pods = Informer(client, "Pod")
         self.queue: WorkQueue[Key] = WorkQueue()
-        self._sets_by_owner: dict[str, dict[Key, Obj]] = defaultdict(dict)
-        self._pods_by_owner: dict[str, dict[Key, Obj]] = defaultdict(dict)
+        self._sets_by_owner = pc.OwnerIndex()
+        self._pods_by_owner = pc.OwnerIndex()
         self.deployments.subscribe(lambda _e, old, new: self.queue.add(key_of(new or old)))  # type: ignore[arg-type]
         self.sets.subscribe(self._on_set)
         self.pods.subscribe(self._on_pod)
@@ -69,35 +68,20 @@ class DeploymentController:
     # -- informer events -------------------------------------------------------------
 
     def _on_set(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        for rs, index in ((old, False), (new, True)):
+        self._sets_by_owner.update(old, new)
+        for rs in (old, new):
             if rs is None:
                 continue
             ref = pc.controller_ref(rs)
-            uid = ref.get("uid", "") if ref else ""
-            if index:
-                self._sets_by_owner[uid][key_of(rs)] = rs
-            else:
-                self._sets_by_owner[uid].pop(key_of(rs), None)
             if ref is not None and ref.get("kind") == "Deployment":
                 self.queue.add((rs["metadata"]["namespace"], ref["name"]))
             elif ref is None:
-                self._queue_matching(rs)
-
-    def _queue_matching(self, obj: Obj) -> None:
-        for deployment in self.deployments.items():
-            if deployment["metadata"]["namespace"] == obj["metadata"]["namespace"] and pc.selects(deployment, obj):
-                self.queue.add(key_of(deployment))
+                for deployment in pc.selecting(self.deployments.items(), rs):
+                    self.queue.add(key_of(deployment))
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         """Only a Recreate rollout waits on pods: queue it when an old pod goes."""
-        if old is not None:
-            ref = pc.controller_ref(old)
-            if ref is not None:
-                self._pods_by_owner[ref.get("uid", "")].pop(key_of(old), None)
-        if new is not None:
-            ref = pc.controller_ref(new)
-            if ref is not None:
-                self._pods_by_owner[ref.get("uid", "")][key_of(new)] = new
+        self._pods_by_owner.update(old, new)
         if event != "DELETED" or old is None:
             return
         ref = pc.controller_ref(old)
@@ -131,7 +115,7 @@ class DeploymentController:
         """The Deployment's ReplicaSets: those it controls and selects, plus matching orphans it adopts."""
         meta = deployment["metadata"]
         claimed = []
-        for rs in list(self._sets_by_owner.get(meta["uid"], {}).values()):
+        for rs in self._sets_by_owner.owned(meta["uid"]):
             if pc.selects(deployment, rs):
                 claimed.append(rs)
             elif not rs["metadata"].get("deletionTimestamp"):
@@ -139,9 +123,8 @@ class DeploymentController:
                 await self._patch_quietly(rs, {"metadata": {"ownerReferences": refs or None}})
         if meta.get("deletionTimestamp"):
             return claimed
-        for rs in list(self._sets_by_owner.get("", {}).values()):
-            if rs["metadata"]["namespace"] == meta["namespace"] and pc.selects(deployment, rs) \
-                    and not rs["metadata"].get("deletionTimestamp"):
+        for rs in self._sets_by_owner.orphans(meta["namespace"]):
+            if pc.selects(deployment, rs) and not rs["metadata"].get("deletionTimestamp"):
                 refs = [*(rs["metadata"].get("ownerReferences") or []), pc.owner_reference(deployment)]
                 adopted = await self._patch_quietly(rs, {"metadata": {"ownerReferences": refs}})
                 if adopted is not None:
@@ -157,7 +140,7 @@ class DeploymentController:
 
     def old_pods_running(self, old_sets: list[Obj]) -> bool:
         for rs in old_sets:
-            for pod in self._pods_by_owner.get(rs["metadata"]["uid"], {}).values():
+            for pod in self._pods_by_owner.owned(rs["metadata"]["uid"]):
                 if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
                     return True
         return False

@@ -17,6 +17,7 @@ after the request was sent, a watch that relisted).
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,6 +101,43 @@ def owner_reference(owner: Obj) -> Obj:
 def selects(owner: Obj, obj: Obj) -> bool:
     selector = selector_from_spec(owner.get("spec", {}).get("selector"))
     return not selector.is_empty and selector.matches(obj["metadata"].get("labels") or {})
+
+
+def selecting(owners: Iterable[Obj], obj: Obj) -> list[Obj]:
+    """The owners in ``obj``'s namespace whose selector matches it (who may adopt an orphan)."""
+    namespace = obj["metadata"].get("namespace")
+    return [o for o in owners if o["metadata"].get("namespace") == namespace and selects(o, obj)]
+
+
+class OwnerIndex:
+    """Objects by the uid of their controller, and those without one by namespace,
+    kept from informer events (``update(old, new)``)."""
+
+    def __init__(self) -> None:
+        self._owned: dict[str, dict[tuple[str, str], Obj]] = defaultdict(dict)
+        self._orphans: dict[str, dict[tuple[str, str], Obj]] = defaultdict(dict)
+
+    def update(self, old: Obj | None, new: Obj | None) -> None:
+        if old is not None:
+            self._bucket(old).pop(_key(old), None)
+        if new is not None:
+            self._bucket(new)[_key(new)] = new
+
+    def owned(self, uid: str) -> list[Obj]:
+        return list(self._owned.get(uid, {}).values())
+
+    def orphans(self, namespace: str) -> list[Obj]:
+        return list(self._orphans.get(namespace, {}).values())
+
+    def _bucket(self, obj: Obj) -> dict[tuple[str, str], Obj]:
+        ref = controller_ref(obj)
+        if ref is None:
+            return self._orphans[obj["metadata"].get("namespace", "")]
+        return self._owned[ref.get("uid", "")]
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
 def pod_from_template(template: Obj, owner: Obj, *, name: str = "", generate_name: str = "") -> Obj:
@@ -191,6 +229,16 @@ class Expectations:
         if found is not None and name in found.deleting:
             found.deleting.discard(name)
             found.deletes -= 1
+
+    def observe(self, key: Any, event: str, old: Obj | None, new: Obj | None) -> None:
+        """Count down from an informer event about one of ``key``'s pods: an addition,
+        or a deletion (a pod that starts terminating counts as deleted, as in Kubernetes)."""
+        if event == "ADDED" and old is None:
+            self.created(key)
+        pod = new or old
+        if pod is not None and (event == "DELETED" or (new is not None and is_terminating(new)
+                                                        and not (old is not None and is_terminating(old)))):
+            self.deleted(key, pod["metadata"]["name"])
 
     def satisfied(self, key: Any, now: float) -> bool:
         found = self._expected.get(key)

@@ -47,8 +47,7 @@ class ReplicaSetController:
         self.pods = Informer(client, "Pod")
         self.queue: WorkQueue[Key] = WorkQueue()
         self.expectations = pc.Expectations(settings.expectations_ttl)
-        self._owned: dict[str, dict[Key, Obj]] = defaultdict(dict)  # controller uid -> pods
-        self._orphans: dict[str, dict[Key, Obj]] = defaultdict(dict)  # namespace -> pods without controller
+        self._pods = pc.OwnerIndex()
         self.sets.subscribe(self._on_set)
         self.pods.subscribe(self._on_pod)
 
@@ -70,16 +69,14 @@ class ReplicaSetController:
         self.queue.add(key_of(obj))
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        if old is not None:
-            self._unindex(old)
-        if new is not None:
-            self._index(new)
+        self._pods.update(old, new)
         for pod in (old, new):
             if pod is None:
                 continue
             ref = pc.controller_ref(pod)
             if ref is None:
-                self._queue_matching_sets(pod)
+                for rs in pc.selecting(self.sets.items(), pod):
+                    self.queue.add(key_of(rs))
             elif ref.get("kind") == "ReplicaSet":
                 self.queue.add((pod["metadata"]["namespace"], ref["name"]))
         pod = new or old
@@ -87,28 +84,7 @@ class ReplicaSetController:
         ref = pc.controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        key = (pod["metadata"]["namespace"], ref["name"])
-        if event == "ADDED" and old is None:
-            self.expectations.created(key)
-        if event == "DELETED" or (new is not None and pc.is_terminating(new) and not (old and pc.is_terminating(old))):
-            self.expectations.deleted(key, pod["metadata"]["name"])
-
-    def _index(self, pod: Obj) -> None:
-        ref = pc.controller_ref(pod)
-        if ref is None:
-            self._orphans[pod["metadata"]["namespace"]][key_of(pod)] = pod
-        else:
-            self._owned[ref.get("uid", "")][key_of(pod)] = pod
-
-    def _unindex(self, pod: Obj) -> None:
-        ref = pc.controller_ref(pod)
-        index = self._orphans[pod["metadata"]["namespace"]] if ref is None else self._owned.get(ref.get("uid", ""), {})
-        index.pop(key_of(pod), None)
-
-    def _queue_matching_sets(self, pod: Obj) -> None:
-        for rs in self.sets.items():
-            if rs["metadata"].get("namespace") == pod["metadata"]["namespace"] and pc.selects(rs, pod):
-                self.queue.add(key_of(rs))
+        self.expectations.observe((pod["metadata"]["namespace"], ref["name"]), event, old, new)
 
     # -- sync ------------------------------------------------------------------------
 
@@ -130,7 +106,7 @@ class ReplicaSetController:
     async def _claim_pods(self, rs: Obj) -> list[Obj]:
         """The set's pods: those it controls that it still selects, plus orphans it adopts."""
         meta = rs["metadata"]
-        owned = list(self._owned.get(meta["uid"], {}).values())
+        owned = self._pods.owned(meta["uid"])
         claimed = []
         for pod in owned:
             if pc.selects(rs, pod):
@@ -139,7 +115,7 @@ class ReplicaSetController:
                 await self._release(rs, pod)
         if meta.get("deletionTimestamp"):
             return claimed
-        for pod in list(self._orphans.get(meta["namespace"], {}).values()):
+        for pod in self._pods.orphans(meta["namespace"]):
             if pc.selects(rs, pod) and pc.is_active(pod):
                 adopted = await self._adopt(rs, pod)
                 if adopted is not None:

@@ -27,7 +27,6 @@ AlreadyExists instead of making a twin; expectations only spare that noise.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,8 +77,7 @@ class StatefulSetController:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.expectations = pc.Expectations(settings.expectations_ttl)
         self.identities = IdentityAddresses()
-        self._owned: dict[str, dict[Key, Obj]] = defaultdict(dict)  # controller uid -> pods
-        self._orphans: dict[str, dict[Key, Obj]] = defaultdict(dict)  # namespace -> pods without controller
+        self._pods = pc.OwnerIndex()
         self.sets.subscribe(self._on_set)
         self.pods.subscribe(self._on_pod)
         self.claims.subscribe(self._on_claim)
@@ -106,10 +104,7 @@ class StatefulSetController:
         self.queue.add(key_of(obj))
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        if old is not None:
-            self._unindex(old)
-        if new is not None:
-            self._index(new)
+        self._pods.update(old, new)
         pod = new or old
         assert pod is not None
         address = (new["metadata"].get("annotations") or {}).get(POD_IP_ANNOTATION) if new is not None else None
@@ -129,11 +124,7 @@ class StatefulSetController:
         ref = pc.controller_ref(pod)
         if ref is None or ref.get("kind") != "StatefulSet":
             return
-        key = (namespace, ref["name"])
-        if event == "ADDED" and old is None:
-            self.expectations.created(key)
-        if event == "DELETED" or (new is not None and pc.is_terminating(new) and not (old and pc.is_terminating(old))):
-            self.expectations.deleted(key, pod["metadata"]["name"])
+        self.expectations.observe((namespace, ref["name"]), event, old, new)
 
     def _on_claim(self, event: str, old: Obj | None, new: Obj | None) -> None:
         claim = new or old
@@ -154,22 +145,9 @@ class StatefulSetController:
         elif ref is None:
             self._queue_selecting(revision)
 
-    def _index(self, pod: Obj) -> None:
-        ref = pc.controller_ref(pod)
-        if ref is None:
-            self._orphans[pod["metadata"]["namespace"]][key_of(pod)] = pod
-        else:
-            self._owned[ref.get("uid", "")][key_of(pod)] = pod
-
-    def _unindex(self, pod: Obj) -> None:
-        ref = pc.controller_ref(pod)
-        index = self._orphans[pod["metadata"]["namespace"]] if ref is None else self._owned.get(ref.get("uid", ""), {})
-        index.pop(key_of(pod), None)
-
     def _queue_selecting(self, obj: Obj) -> None:
-        for sts in self.sets.items():
-            if sts["metadata"]["namespace"] == obj["metadata"]["namespace"] and pc.selects(sts, obj):
-                self.queue.add(key_of(sts))
+        for sts in pc.selecting(self.sets.items(), obj):
+            self.queue.add(key_of(sts))
 
     # -- sync ------------------------------------------------------------------------
 
@@ -212,14 +190,14 @@ class StatefulSetController:
         """The set's pods: those it controls that it still selects, plus orphans it adopts."""
         meta = sts["metadata"]
         claimed = []
-        for pod in list(self._owned.get(meta["uid"], {}).values()):
+        for pod in self._pods.owned(meta["uid"]):
             if pc.selects(sts, pod) and sp.is_member(sts, pod):
                 claimed.append(pod)
             elif not pc.is_terminating(pod):
                 await self._release(sts, "Pod", pod)
         if meta.get("deletionTimestamp"):
             return claimed
-        for pod in list(self._orphans.get(meta["namespace"], {}).values()):
+        for pod in self._pods.orphans(meta["namespace"]):
             if pc.selects(sts, pod) and sp.is_member(sts, pod) and not pc.is_terminating(pod):
                 adopted = await self._adopt(sts, "Pod", pod)
                 if adopted is not None:
