@@ -399,6 +399,70 @@ Events:  <none>
 """
 
 
+def counted_endpoints(count: int) -> dict[str, Any]:
+    """``web_endpoints`` as two service proxies annotate it, plus an annotation that is not valid counts."""
+    endpoints = web_endpoints(count)
+    endpoints["metadata"]["annotations"] = {
+        "proxy.kubemu.dev/proxy": '{"10.244.0.5:8080":[1,4],"10.244.0.99:8080":[1,1]}',
+        "proxy.kubemu.dev/proxy-b": '{"10.244.0.5:8080":[2,3],"10.244.0.6:8080":[0,2]}',
+        "proxy.kubemu.dev/proxy-c": '{"10.244.0.5:8080":"lots"}',
+    }
+    return endpoints
+
+
+def test_endpoints_describe_with_proxy_connections() -> None:
+    assert describe(counted_endpoints(2), [], now=NOW) == """\
+Name:         web
+Namespace:    default
+Labels:       app=web
+Annotations:  proxy.kubemu.dev/proxy: {"10.244.0.5:8080":[1,4],"10.244.0.99:8080":[1,1]}
+              proxy.kubemu.dev/proxy-b: {"10.244.0.5:8080":[2,3],"10.244.0.6:8080":[0,2]}
+              proxy.kubemu.dev/proxy-c: {"10.244.0.5:8080":"lots"}
+Subsets:
+  Addresses:          10.244.0.5,10.244.0.6
+  NotReadyAddresses:  10.244.0.99
+  Ports:
+    Name     Port  Protocol
+    ----     ----  --------
+    <unset>  8080  TCP
+
+Connections:
+  Address           Active  Total
+  -------           ------  -----
+  10.244.0.5:8080   3       7
+  10.244.0.6:8080   0       2
+  10.244.0.99:8080  1       1
+Events:             <none>
+"""
+
+
+def test_service_describe_with_proxy_connections() -> None:
+    text = describe(web_service(), [], now=NOW, related={"endpoints": counted_endpoints(3)})
+    assert text.endswith("""\
+Endpoints:                10.244.0.5:8080,10.244.0.6:8080,10.244.0.7:8080
+Session Affinity:         None
+Internal Traffic Policy:  Cluster
+Connections:
+  Address           Active  Total
+  -------           ------  -----
+  10.244.0.5:8080   3       7
+  10.244.0.6:8080   0       2
+  10.244.0.7:8080   0       0
+  10.244.0.99:8080  1       1
+Events:             <none>
+""")
+
+
+def test_connections_left_out_until_a_proxy_reports_valid_counts() -> None:
+    garbage = web_endpoints(2)
+    garbage["metadata"]["annotations"] = {"proxy.kubemu.dev/proxy": "{oops", "proxy.kubemu.dev/other": "[]"}
+    for text in (describe(garbage, [], now=NOW),
+                 describe(web_service(), [], now=NOW, related={"endpoints": garbage}),
+                 describe(web_service(), [], now=NOW)):
+        assert "Connections" not in text
+        assert text.endswith("Events:  <none>\n") or text.endswith("Events:                   <none>\n")
+
+
 def test_ingress_describe_rules() -> None:
     ing = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": CREATED},

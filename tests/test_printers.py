@@ -15,8 +15,16 @@ import pytest
 import yaml
 
 from emulator.cli import printers, tabwriter
-from emulator.cli.columns import pod_summary
+from emulator.cli.columns import endpoint_connections, pod_summary
 from emulator.cli.timefmt import format_age, format_rfc1123z, human_duration, now_rfc3339, parse_time
+from emulator.model.proxycounts import (
+    PROXY_COUNTS_PREFIX,
+    address_key,
+    counts_annotation,
+    decode_counts,
+    encode_counts,
+    sum_counts,
+)
 
 NOW = datetime(2026, 11, 21, 17, 0, 0, tzinfo=UTC)
 CREATED = "2026-11-21T16:40:06Z"  # 19m53s before NOW -> "19m"
@@ -397,6 +405,73 @@ def test_endpoints_cell() -> None:
     assert cells(endpoints({"addresses": addresses(2)}))[1] == "10.244.0.1,10.244.0.2"  # headless, no ports
     not_ready = endpoints({"notReadyAddresses": addresses(2), "ports": port})
     assert cells(not_ready)[1] == ""
+
+
+def counted(obj: dict[str, Any], **proxies: str) -> dict[str, Any]:
+    """``obj`` annotated as the proxies named by the keywords publish their connection counts."""
+    obj["metadata"]["annotations"] = {counts_annotation(name): text for name, text in proxies.items()}
+    return obj
+
+
+def test_proxy_counts_encode_compact_and_decode_back() -> None:
+    counts = {"10.244.0.2:8080": (0, 3), "10.244.0.1:8080": (2, 5)}
+    text = encode_counts(counts)
+    assert text == '{"10.244.0.1:8080":[2,5],"10.244.0.2:8080":[0,3]}'
+    assert decode_counts(text) == counts
+    assert counts_annotation("proxy") == PROXY_COUNTS_PREFIX + "proxy" == "proxy.kubemu.dev/proxy"
+    assert address_key("10.244.0.1", 8080) == "10.244.0.1:8080"
+    assert address_key("fd00::1", 8080) == "[fd00::1]:8080"
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[[1, 2]]", '"10.244.0.1:8080"', "null", "{", "[" * 100_000,
+                                  '{"10.244.0.1:8080": 3}', '{"10.244.0.1:8080": [1]}', '{"a": [1, 2, 3]}',
+                                  '{"a": [1, "2"]}', '{"a": [true, 1]}', '{"a": [-1, 2]}', '{"a": [1.0, 2]}',
+                                  '{"a": [1e999, 2]}', '{"a": {"active": 1, "total": 2}}', '{"": [1, 2]}'])
+def test_proxy_counts_decode_drops_garbage(text: str) -> None:
+    assert decode_counts(text) == {}
+
+
+def test_proxy_counts_keep_the_good_entries_beside_bad_ones_and_sum_proxies() -> None:
+    assert decode_counts('{"a:1": [1, 2], "b:1": "x", "c:1": [0, 0]}') == {"a:1": (1, 2), "c:1": (0, 0)}
+    annotations: dict[str, Any] = {
+        "proxy.kubemu.dev/proxy": '{"10.244.0.1:8080":[1,4],"10.244.0.2:8080":[0,1]}',
+        "proxy.kubemu.dev/proxy-2": '{"10.244.0.1:8080":[2,3]}',
+        "proxy.kubemu.dev/broken": "{not json",
+        "proxy.kubemu.dev/": '{"10.244.0.1:8080":[100,100]}',  # no proxy name: not a proxy's
+        "proxy.kubemu.dev/odd": ["not", "text"],
+        "example.com/other": '{"10.244.0.1:8080":[100,100]}',
+    }
+    assert sum_counts(annotations) == {"10.244.0.1:8080": (3, 7), "10.244.0.2:8080": (0, 1)}
+    assert sum_counts(None) == {} == sum_counts({})
+    assert sum_counts(["proxy.kubemu.dev/proxy"]) == {}  # type: ignore[arg-type]
+
+
+def test_endpoints_wide_connections_cell() -> None:
+    assert printers.columns("Endpoints", True) == ["NAME", "ENDPOINTS", "AGE", "CONNECTIONS"]
+    port = [{"port": 8080, "protocol": "TCP"}]
+    assert cells(endpoints({"addresses": addresses(2), "ports": port}), wide=True)[3] == "<none>"
+    only_garbage = counted(endpoints({"addresses": addresses(2), "ports": port}), proxy="{oops")
+    assert cells(only_garbage, wide=True)[3] == "<none>"
+    two = counted(endpoints({"addresses": addresses(2), "ports": port}),
+                  proxy='{"10.244.0.1:8080":[1,4]}', proxy_2='{"10.244.0.1:8080":[2,3],"10.244.0.2:8080":[0,2]}',
+                  broken="[1,2]")
+    assert cells(two, wide=True) == ["web", "10.244.0.1:8080,10.244.0.2:8080", "19m",
+                                     "10.244.0.1:8080=3/7,10.244.0.2:8080=0/2"]
+    assert cells(two) == ["web", "10.244.0.1:8080,10.244.0.2:8080", "19m"]
+    # Ready addresses in ENDPOINTS order with 0/0 where no connection was made yet, then addresses
+    # the proxies still report on that are no longer ready, in natural order; truncated as ENDPOINTS is.
+    many = counted(endpoints({"addresses": addresses(4), "ports": port}),
+                   proxy='{"10.244.0.10:8080":[1,9],"10.244.0.9:8080":[0,1],"10.244.0.3:8080":[5,5]}')
+    assert cells(many, wide=True)[3] == (
+        "10.244.0.1:8080=0/0,10.244.0.2:8080=0/0,10.244.0.3:8080=5/5 + 3 more...")
+    assert endpoint_connections(many) == [
+        ("10.244.0.1:8080", 0, 0), ("10.244.0.2:8080", 0, 0), ("10.244.0.3:8080", 5, 5), ("10.244.0.4:8080", 0, 0),
+        ("10.244.0.9:8080", 0, 1), ("10.244.0.10:8080", 1, 9)]
+    gone = counted(core("Endpoints", "web"), proxy='{"10.244.0.7:8080":[1,1]}')
+    assert cells(gone, wide=True)[1:] == ["<none>", "19m", "10.244.0.7:8080=1/1"]
+    assert printers.table([two], now=NOW, wide=True) == (
+        "NAME   ENDPOINTS                         AGE   CONNECTIONS\n"
+        "web    10.244.0.1:8080,10.244.0.2:8080   19m   10.244.0.1:8080=3/7,10.244.0.2:8080=0/2\n")
 
 
 def test_ingress_rows() -> None:

@@ -2,18 +2,21 @@
 
 Each kind has a header (plus the columns ``-o wide`` adds) and a function from an
 object, in the JSON shape the API server returns, to that row's cells. The small
-formatters here (labels, selectors, endpoints, access modes, node roles, the pod
-STATUS column) are also what ``describe`` prints, so both stay consistent. Pure.
+formatters here (labels, selectors, endpoints and the connection counts proxies
+report on them, access modes, node roles, the pod STATUS column) are also what
+``describe`` prints, so both stay consistent. Pure.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from emulator.cli.timefmt import format_age, parse_time
+from emulator.model.proxycounts import address_key, sum_counts
 
 Obj = Mapping[str, Any]
 RowFn = Callable[[Obj, bool, datetime], list[str]]
@@ -66,31 +69,61 @@ def format_label_selector(selector: Mapping[str, Any] | None) -> str:
     return selector_string(selector) or "<none>"
 
 
-def format_endpoints(endpoints: Obj, port_names: set[str] | None = None) -> str:
-    """The ENDPOINTS cell: the first three ``ip:port`` then `` + N more...``."""
-    subsets = endpoints.get("subsets") or []
-    if not subsets:
-        return "<none>"
-    shown: list[str] = []
-    count = 0
-    more = False
-    for subset in subsets:
+def _endpoint_targets(endpoints: Obj, port_names: set[str] | None) -> list[tuple[str, str | None]]:
+    """Every ready ``(ip, port)`` (port ``None`` where a subset has none) in the order ENDPOINTS lists them."""
+    targets: list[tuple[str, str | None]] = []
+    for subset in endpoints.get("subsets") or []:
         addresses = subset.get("addresses") or []
         ports = subset.get("ports") or []
-        targets: list[str | None] = [None] if not ports else [
+        numbers: list[str | None] = [None] if not ports else [
             str(p.get("port")) for p in ports if port_names is None or p.get("name", "") in port_names
         ]
-        for port in targets:
-            count += len(addresses)
-            for address in addresses:
-                if len(shown) == 3:
-                    more = True
-                    break
-                ip = address.get("ip", "")
-                host = f"[{ip}]" if ":" in ip else ip
-                shown.append(ip if port is None else f"{host}:{port}")
-    text = ",".join(shown)
-    return f"{text} + {count - 3} more..." if more else text
+        for port in numbers:
+            targets += [(str(address.get("ip", "")), port) for address in addresses]
+    return targets
+
+
+def _first_three(items: list[str]) -> str:
+    """formatEndpoints' truncation: the first three, then `` + N more...``."""
+    text = ",".join(items[:3])
+    return f"{text} + {len(items) - 3} more..." if len(items) > 3 else text
+
+
+def format_endpoints(endpoints: Obj, port_names: set[str] | None = None) -> str:
+    """The ENDPOINTS cell: the first three ``ip:port`` then `` + N more...``."""
+    if not endpoints.get("subsets"):
+        return "<none>"
+    targets = _endpoint_targets(endpoints, port_names)
+    return _first_three([ip if port is None else address_key(ip, port) for ip, port in targets])
+
+
+def _natural_key(address: str) -> list[int | str]:
+    # re.split with a group alternates text and digit runs, so like is compared with like.
+    return [int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", address))]
+
+
+def endpoint_connections(endpoints: Obj) -> list[tuple[str, int, int]]:
+    """``(ip:port, active, total)`` summed over the proxies that annotated ``endpoints``.
+
+    ``[]`` when no proxy has reported. Ready addresses come first, in ENDPOINTS order
+    (``0, 0`` where no proxy has connected yet); then, sorted, addresses that are gone
+    or not ready but that a proxy reported on, as it may still hold connections to them.
+    """
+    counts = sum_counts(meta(endpoints).get("annotations"))
+    if not counts:
+        return []
+    ready = list(dict.fromkeys(
+        address_key(ip, port) for ip, port in _endpoint_targets(endpoints, None) if port is not None))
+    others = sorted(set(counts) - set(ready), key=_natural_key)
+    return [(address, *counts.get(address, (0, 0))) for address in ready + others]
+
+
+def format_connections(endpoints: Obj) -> str:
+    """The CONNECTIONS cell of ``-o wide``: ``ip:port=active/total``, truncated as ENDPOINTS is."""
+    connections = endpoint_connections(endpoints)
+    if not connections:
+        return "<none>"
+    return _first_three([f"{address}={active}/{total}" for address, active, total in connections])
 
 
 def load_balancer_addresses(ingress: list[Mapping[str, Any]] | None, wide: bool) -> str:
@@ -398,6 +431,11 @@ def _event_row(event: Obj, wide: bool, now: datetime) -> list[str]:
             source_cell, message, first, str(count), meta(event).get("name", "")]
 
 
+def _endpoints_row(endpoints: Obj, wide: bool, now: datetime) -> list[str]:
+    cells = [meta(endpoints).get("name", ""), format_endpoints(endpoints), age(endpoints, now)]
+    return cells + [format_connections(endpoints)] if wide else cells
+
+
 def _simple(*cells: Callable[[Obj], str]) -> RowFn:
     def build(obj: Obj, wide: bool, now: datetime) -> list[str]:
         return [meta(obj).get("name", ""), *(cell(obj) for cell in cells), age(obj, now)]
@@ -424,7 +462,7 @@ KINDS: dict[str, tuple[list[str], list[str], RowFn]] = {
                   _simple(lambda cm: str(len(cm.get("data") or {}) + len(cm.get("binaryData") or {})))),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [],
                _simple(lambda s: str(s.get("type", "")), lambda s: str(len(s.get("data") or {})))),
-    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _simple(format_endpoints)),
+    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], ["CONNECTIONS"], _endpoints_row),
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress_row),
     "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
                                "VOLUMEATTRIBUTESCLASS", "AGE"], ["VOLUMEMODE"], _pvc_row),

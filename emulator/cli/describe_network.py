@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.cli.columns import Obj, format_endpoints, format_labels, load_balancer_addresses, meta, spec, status
+from emulator.cli.columns import (
+    Obj,
+    endpoint_connections,
+    format_endpoints,
+    format_labels,
+    load_balancer_addresses,
+    meta,
+    spec,
+    status,
+)
 from emulator.cli.describe_base import (
     Context,
     Writer,
@@ -31,6 +40,18 @@ def _load_balancer_ingress(ingress: list[Mapping[str, Any]]) -> str:
         else:
             parts.append(item.get("hostname", ""))
     return ", ".join(parts)
+
+
+def _connections_section(w: Writer, endpoints: Obj | None) -> None:
+    """What the service proxies report per endpoint; left out, like kubectl's optional sections, until one does."""
+    connections = endpoint_connections(endpoints) if endpoints is not None else []
+    if not connections:
+        return
+    w.write(0, "Connections:\n")
+    w.write(1, "Address\tActive\tTotal\n")
+    w.write(1, "-------\t------\t-----\n")
+    for address, active, total in connections:
+        w.write(1, f"{address}\t{active}\t{total}\n")
 
 
 def describe_service(svc: Obj, events: list[dict[str, Any]], ctx: Context) -> str:
@@ -76,6 +97,7 @@ def describe_service(svc: Obj, events: list[dict[str, Any]], ctx: Context) -> st
         w.write(0, f"LoadBalancer Source Ranges:\t{','.join(s_spec['loadBalancerSourceRanges'])}\n")
     if s_spec.get("trafficDistribution"):
         w.write(0, f"Traffic Distribution:\t{s_spec['trafficDistribution']}\n")
+    _connections_section(w, endpoints)
     events_section(w, events, ctx)
     return w.text()
 
@@ -97,6 +119,7 @@ def describe_endpoints(endpoints: Obj, events: list[dict[str, Any]], ctx: Contex
             for port in ports:
                 w.write(2, f"{port.get('name') or '<unset>'}\t{port.get('port')}\t{port.get('protocol', 'TCP')}\n")
         w.write(0, "\n")
+    _connections_section(w, endpoints)
     events_section(w, events, ctx)
     return w.text()
 
