@@ -78,3 +78,18 @@ class NodeSettings:
     api_backoff_initial: float = 0.2
     api_backoff_max: float = 5.0
     shutdown_grace: float = 10.0  # a stopping agent gives its pods at most this long
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    buffer_bytes: int = 256 * 1024  # one forwarding buffer, shared by every connection
+    splice_threshold: int = 64 * 1024  # a read this big switches its direction to zero-copy os.splice
+    pipe_bytes: int = 1 * MiB  # each splice pipe's capacity (Linux caps it at /proc/sys/fs/pipe-max-size)
+    listen_backlog: int = 4096
+    reads_per_wakeup: int = 4  # a flow whose reads keep filling the buffer reads again, up to this
+    accept_batch: int = 64  # connections accepted per wakeup of one listener, before others get a turn
+    connect_timeout: float = 5.0  # an endpoint that does not answer a connect by then is skipped
+    refused_penalty: float = 1.0  # an endpoint that refused a connection is tried last for this long
+    bind_retry: float = 5.0  # a port that could not be bound is tried again this often
+    stats_interval: float = 2.0  # per-endpoint connection counts are published this often (when changed)
+    resync_debounce: float = 0.0  # changes seen within this are applied together

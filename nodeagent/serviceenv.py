@@ -8,8 +8,14 @@ from ``pkg/kubelet/envvars``):
                                      WEB_PORT_80_TCP_PORT=80
                                      WEB_PORT_80_TCP_ADDR=127.96.0.1
 
-Only Services with a cluster IP (not headless, not ExternalName) count, and
-none when the pod sets ``enableServiceLinks: false``. Pure.
+Only Services with a cluster IP (not headless) count, and none when the pod
+sets ``enableServiceLinks: false``. Pure.
+
+One addition of kubemu's: Kubernetes gives an ExternalName Service no
+variables, because cluster DNS answers its name with a CNAME. kubemu has no
+cluster DNS, so an ExternalName Service with ports gets the same variables with
+its ``externalName`` as the host: ``DB_SERVICE_HOST=db.example.com``. A pod then
+reaches the outside server through the Service's name, as DNS would let it.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ def service_env(pod: Obj, services: Iterable[Obj]) -> dict[str, str]:
         if service["metadata"].get("namespace", "default") != namespace:
             continue
         spec = service.get("spec") or {}
-        address = spec.get("clusterIP")
+        address = spec.get("externalName") if spec.get("type") == "ExternalName" else spec.get("clusterIP")
         ports = spec.get("ports") or []
-        if not address or address == "None" or not ports or spec.get("type") == "ExternalName":
+        if not address or address == "None" or not ports:
             continue
         prefix = service["metadata"]["name"].upper().replace("-", "_")
         env[f"{prefix}_SERVICE_HOST"] = address

@@ -13,8 +13,9 @@ import trio
 from emulator.client import ApiClient, ClientConfig
 from emulator.errors import Expired, NotFound
 from emulator.home import Home
-from emulator.settings import ControllerSettings, NodeSettings
+from emulator.settings import ControllerSettings, NodeSettings, ProxySettings
 from nodeagent.agent import NodeOptions, serve_node
+from proxy.serviceproxy import ProxyOptions, ServiceProxy, serve_proxy
 
 Obj = dict[str, Any]
 
@@ -27,6 +28,8 @@ FAST_NODES = NodeSettings(
 FAST_CONTROLLERS = ControllerSettings(
     node_monitor_period=0.2, node_monitor_grace=1.5, pod_eviction_timeout=1.5, scheduler_retry=0.3,
 )
+
+FAST_PROXY = ProxySettings(connect_timeout=2.0, refused_penalty=0.5, bind_retry=0.3, stats_interval=0.2)
 
 
 @dataclass
@@ -47,6 +50,12 @@ class Cluster:
 
         await self.nursery.start(run)
         self.nodes[name] = scope
+
+    async def start_proxy(self, settings: ProxySettings = FAST_PROXY, **options: Any) -> ServiceProxy:
+        """A service proxy in the test's loop (its listeners and connections are real sockets)."""
+        proxy: ServiceProxy = await self.nursery.start(
+            lambda task_status: serve_proxy(self.client, ProxyOptions(**options), settings, task_status=task_status))
+        return proxy
 
     def stop_node(self, name: str) -> None:
         """The agent vanishes at once, as if its machine lost power (its spawner kills the pods)."""

@@ -54,3 +54,11 @@ def test_manifest_variables_win_and_can_use_service_variables() -> None:
     env = environment.build_env(container, facts, lambda _n: None, lambda _n: None)
     assert env["WEB_SERVICE_PORT"] == "9999" and env["WEB_SERVICE_HOST"] == "127.96.0.3"
     assert env["URL"] == "http://127.96.0.3:9999/"
+
+
+def test_external_name_with_ports_gives_its_outside_host() -> None:
+    """kubemu's stand-in for the CNAME that cluster DNS would answer."""
+    env = service_env(POD, [service("db", "", {"port": 5432, "protocol": "TCP"}, type="ExternalName",
+                                    externalName="db.example.com")])
+    assert env["DB_SERVICE_HOST"] == "db.example.com" and env["DB_SERVICE_PORT"] == "5432"
+    assert env["DB_PORT"] == "tcp://db.example.com:5432"

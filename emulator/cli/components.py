@@ -1,5 +1,5 @@
-"""The long-running components, each runnable alone: ``kubemu apiserver`` (and,
-as their issues land, ``node``, ``proxy`` and ``ingress``)."""
+"""The long-running components, each runnable alone: ``kubemu apiserver``,
+``node`` and ``proxy`` (and, as its issue lands, ``ingress``)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     n.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a node label (repeatable)")
     add_process_flags(n)
     n.set_defaults(handler=node)
+
+    x = sub.add_parser("proxy", help="run the service proxy alone, serving the cluster in the client config")
+    x.add_argument("--name", default="proxy", help="this proxy's name, in its Events and connection counts")
+    x.add_argument("--nodeport-addresses", default="127.0.0.1", metavar="ADDR[,ADDR...]",
+                   help="where NodePort Services are served (default 127.0.0.1; 0.0.0.0 for every interface)")
+    x.add_argument("--lb-address", default="", metavar="ADDR",
+                   help="where LoadBalancer Services are served and what their status says (default: the first nodeport address)")
+    x.add_argument("--no-splice", action="store_true", help="copy bulk data through user space instead of os.splice")
+    add_process_flags(x)
+    x.set_defaults(handler=proxy)
 
 
 def apiserver(args: argparse.Namespace) -> int:
@@ -134,4 +144,42 @@ def node(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     structlog.get_logger("node").info("node_stopped", node=args.name)
+    return 0
+
+
+def proxy(args: argparse.Namespace) -> int:
+    from emulator.client import open_client
+    from emulator.client.config import ConfigError, load_config
+    from emulator.settings import ProxySettings
+    from proxy.serviceproxy import ProxyOptions, serve_proxy
+
+    logs.configure(args.log_format, args.log_level, component=f"proxy/{args.name}")
+    raise_fd_limit()
+    home = Home.from_env().ensure()
+    try:
+        config = load_config(home, server=args.server, token=args.token)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
+    if not addresses:
+        print("error: --nodeport-addresses: expected at least one address", file=sys.stderr)
+        return 1
+    options = ProxyOptions(name=args.name, nodeport_addresses=addresses, lb_address=args.lb_address or addresses[0],
+                           splice=not args.no_splice)
+    settings = ProxySettings()
+
+    async def service(stopping: trio.Event) -> None:
+        async with open_client(config, name=f"kubemu-proxy/{args.name}") as client, trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_proxy(client, options, settings, task_status=task_status))
+            sys.stdout.write(f"kubemu-ready {args.name}\n")
+            sys.stdout.flush()
+            await stopping.wait()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(lambda: run_until_stopped(service, grace=2.0, parent_pipe=args.exit_with_parent))
+    except KeyboardInterrupt:
+        pass
+    structlog.get_logger("proxy").info("proxy_stopped", proxy=args.name)
     return 0

@@ -110,7 +110,8 @@ class Supervisor:
         self.api = Component("apiserver", base + ["apiserver", "--host", args.host, "--port", str(args.api_port)]
                              + timings + flags)
         self.nodes = [Component(f"node-{i}", base + ["node", "--name", f"node-{i}"] + flags) for i in range(1, args.nodes + 1)]
-        self.components = [self.api, *self.nodes]
+        self.proxy = Component("proxy", base + ["proxy", "--name", "proxy"] + flags)
+        self.components = [self.api, *self.nodes, self.proxy]
 
     async def run(self, stopping: trio.Event) -> None:
         async with trio.open_nursery() as nursery:
@@ -128,6 +129,7 @@ class Supervisor:
                 self._announce()
             await stopping.wait()
             # Stop front to back, each tier at once; the API last, so everyone can still report.
+            await self._stop(self.proxy)
             async with trio.open_nursery() as stopper:
                 for component in self.nodes:
                     stopper.start_soon(self._stop, component)
@@ -139,6 +141,7 @@ class Supervisor:
         print(f"  API server    {self.api.address}", flush=True)
         if self.nodes:
             print(f"  nodes         {', '.join(n.name for n in self.nodes)}", flush=True)
+        print("  service proxy ClusterIP, NodePort and LoadBalancer Services on this machine", flush=True)
         print(f"  client config {self.home.config}", flush=True)
         print("Try: kubemu get namespaces      Stop: Ctrl-C", flush=True)
 
