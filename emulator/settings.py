@@ -78,6 +78,7 @@ class NodeSettings:
     api_backoff_initial: float = 0.2
     api_backoff_max: float = 5.0
     shutdown_grace: float = 10.0  # a stopping agent gives its pods at most this long
+    endpoint_leave_timeout: float = 2.0  # a deleted pod waits at most this long to leave its Endpoints before SIGTERM
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from emulator.timeutil import now_rfc3339
 from nodeagent import network, resources
 from nodeagent.endpoint import AgentHandlers
 from nodeagent.podworker import NodeContext, PodWorker
+from nodeagent.serviceendpoints import EndpointsIndex
 from nodeagent.spawner import Spawner, cleanup_leftovers, open_spawner
 
 log = structlog.get_logger("node")
@@ -66,6 +67,9 @@ class NodeAgent:
         self.secrets = Informer(client, "Secret")
         self.claims = Informer(client, "PersistentVolumeClaim")
         self.services = Informer(client, "Service")
+        self.endpoints = Informer(client, "Endpoints")  # a deleted pod leaves them before its SIGTERM
+        self.endpoint_index = EndpointsIndex()
+        self.endpoints.subscribe(self.endpoint_index.on_endpoints)
         self.ctx: NodeContext | None = None
         self._nursery: trio.Nursery | None = None
         self.endpoint_port = 0
@@ -174,11 +178,13 @@ class NodeAgent:
                 configmaps=self.configmaps, secrets=self.secrets, claims=self.claims, services=self.services,
                 volumes_root=self.home.root / "volumes", host_port_mode=self.options.host_port_mode,
                 host_ports=network.HostPorts(self.options.address) if self.options.host_port_mode else None,
+                endpoints=self.endpoint_index,
             )
             await nursery.start(self.configmaps.run)
             await nursery.start(self.secrets.run)
             await nursery.start(self.claims.run)
             await nursery.start(self.services.run)
+            await nursery.start(self.endpoints.run)
             self.pods.subscribe(self._on_pod)
             await nursery.start(self.pods.run)
             nursery.start_soon(self.heartbeat)

@@ -4,10 +4,14 @@ Theory of operation. The worker prepares the pod (address, directories,
 volumes), runs the init containers one after another, then every app container
 in its own loop that restarts it as ``restartPolicy`` says, with CrashLoopBackOff
 delays. Whatever changes, it marks the status dirty; one publisher task writes
-the newest status, so bursts of changes cost one write. When the pod gets a
-``deletionTimestamp`` the worker stops the loops, runs preStop hooks, sends
-SIGTERM to each container's process group, SIGKILL at the grace deadline, and
-only when every process is gone deletes the pod object for good. A pod that
+the newest status, so bursts of changes cost one write. In host-port mode the
+host ports given to the container ports are published on the pod (the
+endpoints controller's ``HOST_PORTS`` annotation) before its first status, so
+its Endpoints never carry a port nobody listens on. When the pod gets a
+``deletionTimestamp`` the worker stops the loops, waits (bounded) until no
+Endpoints list the pod any more (``serviceendpoints``), runs preStop hooks,
+sends SIGTERM to each container's process group, SIGKILL at the grace deadline,
+and only when every process is gone deletes the pod object for good. A pod that
 vanishes from the API (force-deleted, or its node deleted) is killed at once.
 """
 
@@ -24,12 +28,14 @@ import trio
 
 from emulator.client import ApiClient
 from emulator.client.events import EventRecorder
+from emulator.model.hostports import HOST_PORTS, encode_host_ports
 from emulator.errors import ApiError, Conflict, NotFound
 from emulator.settings import NodeSettings
 from emulator.timeutil import now_rfc3339
 from nodeagent import environment, network, podstatus, serviceenv, volumes
 from nodeagent.containerprobes import ContainerProber, container_ports
 from nodeagent.podstatus import ContainerRecord, Terminated
+from nodeagent.serviceendpoints import EndpointsIndex, keeps_terminating_pods
 from nodeagent.spawner import SpawnError, Spawner, SpawnSpec
 
 log = structlog.get_logger("pod")
@@ -56,6 +62,7 @@ class NodeContext:
     host_port_mode: bool = False
     host_ports: network.HostPorts | None = None
     services: Any = None  # Informer of Services, for the Service environment variables
+    endpoints: EndpointsIndex | None = None  # which pods the cluster's Endpoints list
 
 
 @dataclass
@@ -184,11 +191,14 @@ class PodWorker:
                 await trio.sleep(self.ctx.settings.config_retry)
         if self.ctx.host_port_mode:
             self.pod_ip = self.ctx.host_ip
+            by_container_port: dict[str, int] = {}
             for c in self.app:
                 for port in c.spec.get("ports") or []:
                     key = port.get("name") or str(port["containerPort"])
                     assert self.ctx.host_ports is not None
                     self.host_ports[key] = self.ctx.host_ports.allocate()
+                    by_container_port.setdefault(str(port["containerPort"]), self.host_ports[key])
+            await self._publish_host_ports(by_container_port)
         else:
             assert self.ctx.addresses is not None
             previous_ip = self.pod.get("status", {}).get("podIP", "")
@@ -200,6 +210,30 @@ class PodWorker:
             else:
                 self.pod_ip = previous_ip
         self._mark_dirty()
+
+    async def _publish_host_ports(self, mapping: dict[str, int]) -> None:
+        """Annotate the pod with its host ports before its IP is published: until then no
+        Endpoints list it, and once they do they carry the host ports, never the container's."""
+        wanted = encode_host_ports(mapping)
+        if not mapping or (self.pod["metadata"].get("annotations") or {}).get(HOST_PORTS) == wanted:
+            return
+        backoff = self.ctx.settings.api_backoff_initial
+        while not self.terminating.is_set():
+            try:
+                # The uid makes this a write to our pod only, never to a newer pod of the same name.
+                await self.ctx.client.patch("Pod", self.name, {"metadata": {"uid": self.uid,
+                                                                            "annotations": {HOST_PORTS: wanted}}},
+                                            self.namespace)
+                return
+            except ApiError as exc:
+                if isinstance(exc, NotFound) or (isinstance(exc, Conflict) and "UID in precondition" in exc.message):
+                    self.vanish()  # ours is gone (the name may belong to another pod now)
+                    return
+                self.log.info("host_ports_not_published", reason=exc.reason, error=exc.message,
+                              retry_in=round(backoff, 2))
+                with trio.move_on_after(backoff):
+                    await self.terminating.wait()
+                backoff = min(backoff * 2, self.ctx.settings.api_backoff_max)
 
     async def _refresh_volumes(self) -> None:
         """ConfigMap and Secret files follow their objects (env vars never do)."""
@@ -391,6 +425,7 @@ class PodWorker:
         running = [c for c in self.init + self.app if c.record.pid is not None]
         if not running:
             return
+        listed_in = self.endpoints_to_leave()
         grace = 0.0 if self.gone.is_set() else float(self.pod["metadata"].get(
             "deletionGracePeriodSeconds", self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)))
         self.log.info("pod_stopping", reason="deleted" if not self.gone.is_set() else "gone", grace_seconds=grace)
@@ -398,9 +433,36 @@ class PodWorker:
             c.record.ready = False
         self._mark_dirty()
         deadline = trio.current_time() + min(grace, self.shutdown_grace)
+        if listed_in:
+            await self._leave_endpoints(listed_in, until=min(deadline, trio.current_time()
+                                                             + self.ctx.settings.endpoint_leave_timeout))
         async with trio.open_nursery() as nursery:
             for c in running:
                 nursery.start_soon(self._stop_one, c, deadline)
+
+    def endpoints_to_leave(self) -> frozenset[tuple[str, str]]:
+        """The Endpoints a deleted pod must leave before its SIGTERM: those that list it now and
+        will drop it (a sole Ready pod is dropped once its Ready=False is published, above).
+        Nothing for a pod that vanished (killed at once), nor on a node shutting down (its pods
+        stay listed)."""
+        index = self.ctx.endpoints
+        if index is None or self.gone.is_set() or self.keep_object:
+            return frozenset()
+        services = self.ctx.services
+        return index.listing(self.uid, ignore=lambda key: services is not None and keeps_terminating_pods(
+            services.get(key[1], key[0])))
+
+    async def _leave_endpoints(self, endpoints: frozenset[tuple[str, str]], until: float) -> None:
+        assert self.ctx.endpoints is not None
+        began = trio.current_time()
+        with trio.move_on_at(until) as waiting:
+            await self.ctx.endpoints.wait_left(self.uid, endpoints)
+        waited = round(trio.current_time() - began, 3)
+        if waiting.cancelled_caught:
+            self.log.info("endpoints_not_left", reason="endpoint_leave_timeout", waited_seconds=waited,
+                          endpoints=sorted(f"{ns}/{name}" for ns, name in endpoints))
+        else:
+            self.log.debug("endpoints_left", waited_seconds=waited)
 
     async def _stop_one(self, c: _Container, deadline: float) -> None:
         pid = c.record.pid

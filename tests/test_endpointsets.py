@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.controllers import endpointsets as es
+from emulator.model.hostports import HOST_PORTS, encode_host_ports
 
 Obj = dict[str, Any]
 
@@ -67,10 +68,10 @@ def test_named_ports_group_pods_by_number() -> None:
 
 
 def test_host_port_mode_publishes_the_mapped_port() -> None:
-    mapped = pod("a", "192.168.1.5", meta={"annotations": {es.HOST_PORTS: es.encode_host_ports({"8080": 31001})}})
+    mapped = pod("a", "192.168.1.5", meta={"annotations": {HOST_PORTS: encode_host_ports({"8080": 31001})}})
     [subset] = es.subsets(service(), [mapped])
     assert subset["ports"][0]["port"] == 31001 and ips(subset) == ["192.168.1.5"]
-    broken = pod("b", "192.168.1.6", meta={"annotations": {es.HOST_PORTS: "{not json"}})
+    broken = pod("b", "192.168.1.6", meta={"annotations": {HOST_PORTS: "{not json"}})
     assert es.subsets(service(), [broken])[0]["ports"][0]["port"] == 8080
 
 

@@ -14,22 +14,21 @@ not finished. Where each goes:
 Ports: a ``targetPort`` number is used as it is; a name is looked up among the
 pod's container ports, so pods that number a named port differently land in
 different subsets, as in Kubernetes. A pod on a host-port node publishes the
-host ports its container ports were mapped to (``HOST_PORTS`` annotation):
+host ports its container ports were mapped to (the ``kubemu.dev/host-ports`` annotation):
 the Endpoints carry those, so a client never cares which mode a node runs.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from emulator.controllers import podcontrol as pc
+from emulator.model.hostports import host_ports
 from emulator.model.selectors import selector_from_map
 
 Obj = dict[str, Any]
 
-HOST_PORTS = "kubemu.dev/host-ports"  # on a pod: {"<containerPort>": hostPort} in host-port mode
 LAST_CHANGE = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
@@ -93,7 +92,7 @@ def _address(service: Obj, pod: Obj, ip: str) -> Obj:
 
 def _ports(service: Obj, pod: Obj) -> list[Obj] | None:
     """The Service's ports resolved for this pod; None when none of them resolve."""
-    mapped = _host_ports(pod)
+    mapped = host_ports(pod)
     out = []
     for port in (service.get("spec") or {}).get("ports") or []:
         target = port.get("targetPort", port.get("port"))
@@ -119,17 +118,6 @@ def _container_port(pod: Obj, name: str) -> int | None:
     return None
 
 
-def _host_ports(pod: Obj) -> dict[str, int]:
-    raw = (pod["metadata"].get("annotations") or {}).get(HOST_PORTS)
-    if not raw:
-        return {}
-    try:
-        mapping = json.loads(raw)
-    except ValueError:
-        return {}
-    return {str(k): int(v) for k, v in mapping.items() if isinstance(v, int)} if isinstance(mapping, dict) else {}
-
-
 def endpoints_for(service: Obj, pods: Iterable[Obj], existing: Obj | None) -> Obj | None:
     """The Endpoints object the Service should have, or None when ``existing`` already is it."""
     meta = service["metadata"]
@@ -150,7 +138,3 @@ def endpoints_for(service: Obj, pods: Iterable[Obj], existing: Obj | None) -> Ob
     if wanted_subsets:
         endpoints["subsets"] = wanted_subsets
     return endpoints
-
-
-def encode_host_ports(mapping: dict[str, int]) -> str:
-    return json.dumps(mapping, sort_keys=True, separators=(",", ":"))
