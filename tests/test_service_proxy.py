@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from emulator.model.proxycounts import sum_counts
 from tests.cluster import Cluster, wait_for, wait_for_event
 
 Obj = dict[str, Any]
@@ -129,6 +130,12 @@ async def test_address_is_stable_spread_even_and_survives_pod_replacement(cluste
     names = [await ask(ip, 80) for _ in range(30)]
     counts = sorted(names.count(n) for n in set(names))
     assert len(counts) == 3 and counts[0] >= 7, f"uneven spread: {counts}"
+
+    def reported(e: Obj | None) -> bool:  # what `kubemu get endpoints -o wide` shows
+        totals = sum_counts((e or {}).get("metadata", {}).get("annotations"))
+        return sorted(t for _, t in totals.values()) == counts and all(a == 0 for a, _ in totals.values())
+
+    await wait_for(cluster.client, "Endpoints", "web", reported)
 
     for victim in sorted(set(names))[:2]:  # replace two of the three pods, one at a time
         await cluster.client.delete("Pod", victim)
@@ -322,3 +329,40 @@ async def test_hand_written_endpoints_and_external_name_reach_an_outside_server(
                           lambda p: p is not None and p.get("status", {}).get("phase") in ("Succeeded", "Failed"))
     assert done is not None and done["status"]["phase"] == "Succeeded"
     assert b"by name" in seen and b"by address" in seen
+
+
+@pytest.mark.deadline(120)
+async def test_a_rolling_update_through_a_service_drops_no_connection(cluster: Cluster, tmp_path: Path) -> None:
+    """Zero downtime: new pods join when Ready, old ones leave their Service before their SIGTERM."""
+    await cluster.start_proxy()
+    manifest = deployment("web", 3, tmp_path)
+    manifest["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    await cluster.client.create(manifest)
+    svc = await cluster.client.create(service("web"))
+    await wait_for(cluster.client, "Endpoints", "web", ready_count(3))
+    ip = svc["spec"]["clusterIP"]
+    old = {p["metadata"]["name"] for p in (await cluster.client.list("Pod", "default"))["items"]}
+    served: list[str] = []
+
+    async def clients() -> None:
+        while True:
+            served.append(await ask(ip, 80))  # any failure fails the test
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(clients)
+        await cluster.client.patch("Deployment", "web", [
+            {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": {"name": "VERSION", "value": "2"}}],
+            patch_type="json")
+
+        def rolled(e: Obj | None) -> bool:
+            listed = {a["targetRef"]["name"] for s in (e or {}).get("subsets") or [] for a in s.get("addresses", [])}
+            return len(listed) == 3 and not listed & old
+
+        await wait_for(cluster.client, "Endpoints", "web", rolled)
+        await wait_for(cluster.client, "Pod", sorted(old)[-1], lambda p: p is None)
+        mark = len(served)
+        while len(served) < mark + 30:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert set(served) & old and set(served) - old, "traffic moved from the old pods to the new"

@@ -114,3 +114,56 @@ async def test_killing_up_leaves_no_process(home: Home) -> None:
     with trio.fail_after(20):
         while child in processes_with_home(home.root):
             await trio.sleep(0.1)
+
+
+SERVED = b"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+      - name: hello
+        image: python
+        command: [python3, -c, "import os, socketserver as s; s.TCPServer((os.environ['IP'], 8080), type('H', (s.BaseRequestHandler,), {'handle': lambda h: h.request.sendall(os.environ['HOSTNAME'].encode())})).serve_forever()"]
+        env: [{name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  type: NodePort
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@pytest.mark.deadline(90)
+async def test_up_serves_services_through_its_proxy(home: Home) -> None:
+    import json
+    up = await start_up(home)
+    try:
+        assert b"service proxy" in up.output
+        applied = await kubemu(home, "apply", "-f", "-", stdin=SERVED)
+        assert applied.returncode == 0, applied.stderr
+        service = json.loads((await kubemu(home, "get", "svc", "hello", "-o", "json")).stdout)
+        targets = [(service["spec"]["clusterIP"], 80), ("127.0.0.1", service["spec"]["ports"][0]["nodePort"])]
+        answers: set[bytes] = set()
+        with trio.fail_after(30):
+            while len(answers) < 2:  # both pods answer, through both addresses
+                for host, port in targets:
+                    try:
+                        async with await trio.open_tcp_stream(host, port) as stream:
+                            answers.add(await stream.receive_some(100))
+                    except (OSError, trio.BrokenResourceError):
+                        await trio.sleep(0.2)
+        assert all(a.startswith(b"hello-") for a in answers)
+    finally:
+        assert await up.stop() == 0
+    assert processes_with_home(home.root) == []
