@@ -190,7 +190,10 @@ class Engine:
             data: Any = key.data
             if type(data) is Listener:
                 if data in self.listeners and data.paused_until is None:
-                    self._accept(data)
+                    try:
+                        self._accept(data)
+                    except Exception:  # never the whole proxy for one listener's trouble
+                        log.exception("proxy_accept_failed", listener=data.address)
                 continue
             conn, sock = data
             try:
@@ -258,7 +261,10 @@ class Engine:
             backend.setblocking(False)
             backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.backend = backend
-            error = backend.connect_ex((endpoint.ip, endpoint.port))
+            try:
+                error = backend.connect_ex((endpoint.ip, endpoint.port))
+            except OSError as exc:  # not an address at all (a hand-written Endpoints may say anything)
+                error = exc.errno or errno.EINVAL
             if error == 0:
                 self._established(conn)
                 return

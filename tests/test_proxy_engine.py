@@ -212,3 +212,13 @@ async def test_removed_endpoint_and_closed_listener_keep_open_connections(engine
     await stream.send_all(b"two")  # still on the removed endpoint, behind the closed listener
     assert await receive_exactly(stream, 3) == b"two"
     await stream.aclose()
+
+
+async def test_an_endpoint_that_is_no_address_is_passed_over(engine: Engine, nursery: trio.Nursery) -> None:
+    live = await serve(nursery, named(b"ok"))
+    route = Route("test", Balancer())
+    route.balancer.update([("not-an-ip", 80, "bad"), ("999.1.1.1", 80, "worse"), ("127.0.0.1", live, "good")])
+    port = front(engine, route)
+    for _ in range(3):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            assert await receive_exactly(stream, 2) == b"ok"
