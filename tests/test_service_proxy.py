@@ -335,11 +335,9 @@ async def test_hand_written_endpoints_and_external_name_reach_an_outside_server(
 async def test_a_rolling_update_through_a_service_drops_no_connection(cluster: Cluster, tmp_path: Path) -> None:
     """Zero downtime: new pods join when Ready, old ones leave their Service before their SIGTERM."""
     await cluster.start_proxy()
-    manifest = deployment("web", 3, tmp_path)
-    manifest["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    await cluster.client.create(manifest)
+    await cluster.client.create(deployment("web", 5, tmp_path))  # the default strategy: 25% surge, 25% unavailable
     svc = await cluster.client.create(service("web"))
-    await wait_for(cluster.client, "Endpoints", "web", ready_count(3))
+    await wait_for(cluster.client, "Endpoints", "web", ready_count(5))
     ip = svc["spec"]["clusterIP"]
     old = {p["metadata"]["name"] for p in (await cluster.client.list("Pod", "default"))["items"]}
     served: list[str] = []
@@ -357,7 +355,7 @@ async def test_a_rolling_update_through_a_service_drops_no_connection(cluster: C
 
         def rolled(e: Obj | None) -> bool:
             listed = {a["targetRef"]["name"] for s in (e or {}).get("subsets") or [] for a in s.get("addresses", [])}
-            return len(listed) == 3 and not listed & old
+            return len(listed) == 5 and not listed & old
 
         await wait_for(cluster.client, "Endpoints", "web", rolled)
         await wait_for(cluster.client, "Pod", sorted(old)[-1], lambda p: p is None)
