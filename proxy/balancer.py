@@ -47,6 +47,7 @@ class Balancer:
     endpoints: list[Endpoint] = field(default_factory=list)
     _cursor: int = 0
     _affinity: dict[str, _Affinity] = field(default_factory=dict)
+    _prune_at: int = 1024
 
     def update(self, addresses: Iterable[tuple[str, int, str]]) -> None:
         """Replace the endpoint list with ``(ip, port, target)`` entries, in order."""
@@ -77,7 +78,14 @@ class Balancer:
         chosen.active += 1
         if self.affinity_timeout is not None:
             self._affinity[client_ip] = _Affinity(chosen, now)
+            if len(self._affinity) > self._prune_at:
+                self._forget_idle_clients(now)
         return chosen
+
+    def _forget_idle_clients(self, now: float) -> None:
+        timeout = self.affinity_timeout or 0.0
+        self._affinity = {k: a for k, a in self._affinity.items() if now - a.last_used <= timeout}
+        self._prune_at = max(1024, 2 * len(self._affinity))
 
     def connected(self, endpoint: Endpoint) -> None:
         endpoint.total += 1

@@ -127,6 +127,9 @@ class Engine:
         except OSError:
             sock.close()
             raise
+        except (ValueError, TypeError, OverflowError) as exc:  # not an address the socket layer takes
+            sock.close()
+            raise OSError(errno.EINVAL, f"not a usable address: {exc}") from None
         address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         listener = Listener(sock, address, route)
         self.selector.register(sock, READ, listener)
@@ -179,7 +182,11 @@ class Engine:
         for conn in [c for c in self.connecting if c.deadline <= now]:
             log.info("endpoint_connect_timeout", route=conn.route.name,
                      endpoint=conn.endpoint.address if conn.endpoint else "")
-            self._connect_failed(conn)
+            try:
+                self._connect_failed(conn)
+            except Exception:
+                log.exception("proxy_connection_failed", route=conn.route.name)
+                self._close(conn, reset=True)
         for listener in self.listeners:
             if listener.paused_until is not None and listener.paused_until <= now:
                 listener.paused_until = None
@@ -238,7 +245,11 @@ class Engine:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(client, peer[0], listener.route)
             self.connections.add(conn)
-            self._connect(conn)
+            try:
+                self._connect(conn)
+            except Exception:  # a bug must cost one connection, never the proxy
+                log.exception("proxy_connection_failed", route=conn.route.name)
+                self._close(conn, reset=True)
 
     def _connect(self, conn: Connection) -> None:
         balancer = conn.route.balancer
@@ -263,8 +274,10 @@ class Engine:
             conn.backend = backend
             try:
                 error = backend.connect_ex((endpoint.ip, endpoint.port))
-            except OSError as exc:  # not an address at all (a hand-written Endpoints may say anything)
+            except OSError as exc:
                 error = exc.errno or errno.EINVAL
+            except (ValueError, TypeError, OverflowError):  # no address at all: Endpoints may say anything
+                error = errno.EINVAL
             if error == 0:
                 self._established(conn)
                 return
@@ -275,6 +288,7 @@ class Engine:
                 return
             self._drop_backend(conn)
             balancer.refused(endpoint)
+            conn.endpoint = None
             self.counters["retried"] += 1
 
     def _connect_failed(self, conn: Connection) -> None:
@@ -357,8 +371,9 @@ class Engine:
             return False
         flow.in_pipe = n
         if not self._flush(conn, flow):
-            flow.reading = False
-            self._sync(conn)
+            if conn.state == OPEN:  # (the flush may have found the destination reset)
+                flow.reading = False
+                self._sync(conn)
             return False
         return n >= self.settings.splice_threshold
 

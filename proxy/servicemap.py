@@ -73,8 +73,9 @@ def plan(service: Obj, endpoints: Obj | None, node_addresses: Sequence[str], lb_
             frontends += [Frontend(ip, port["nodePort"], "NodePort") for ip in node_addresses]
         if kind == "LoadBalancer" and lb_address:
             frontends.append(Frontend(lb_address, number, "LoadBalancer"))
+        unique = {(f.host, f.port): f for f in reversed(frontends)}  # one listener per address: the first kind named wins
         plans.append(PortPlan(
-            meta.get("namespace", "default"), meta["name"], name, tuple(dict.fromkeys(frontends)),
+            meta.get("namespace", "default"), meta["name"], name, tuple(f for f in frontends if unique[(f.host, f.port)] is f),
             tuple(backends(endpoints, name)), affinity_timeout(service),
         ))
     return plans
@@ -102,8 +103,9 @@ def _port_named(ports: list[Obj], name: str) -> int | None:
             continue
         if port.get("name", "") == name and isinstance(port.get("port"), int):
             return int(port["port"])
-    if not name and len(ports) == 1 and isinstance(ports[0].get("port"), int):
-        return int(ports[0]["port"])  # a hand-written Endpoints may name the only port
+    only = ports[0] if len(ports) == 1 else {}
+    if not name and only.get("protocol", "TCP") == "TCP" and isinstance(only.get("port"), int):
+        return int(only["port"])  # a hand-written Endpoints may name the only port
     return None
 
 

@@ -8,8 +8,8 @@ and listeners are opened and closed to match, touching no other Service. A
 service port with no endpoints has no listener, so a client is refused at once,
 as kube-proxy's REJECT rule does. A port that cannot be bound gives a Warning
 Event on the Service and is tried again every ``bind_retry``. LoadBalancer
-Services get ``status.loadBalancer.ingress`` set to the address they are served
-on. Every ``stats_interval`` the per-endpoint connection counts are written, when
+Services get this proxy's address in ``status.loadBalancer.ingress`` (beside any
+other proxy's). Every ``stats_interval`` the per-endpoint connection counts are written, when
 they changed, to an annotation on the Endpoints object for ``kubemu describe``.
 """
 
@@ -97,31 +97,59 @@ class ServiceProxy:
             if self.settings.resync_debounce:
                 await trio.sleep(self.settings.resync_debounce)
             dirty, self._dirty = self._dirty, set()
-            for key in sorted(dirty):
-                self.sync(key)
+            self.sync(dirty)
             for key in sorted(dirty):
                 await self._write_lb_status(key)
 
     def sync_all(self) -> None:
-        keys = {k for k in self.services.cache} | {k[:2] for k in self.ports}
-        for key in sorted(keys):
-            self.sync(key)
+        self.sync({k for k in self.services.cache} | {k[:2] for k in self.ports})
 
-    def sync(self, key: Key) -> None:
-        """Bring one Service's ports and listeners up to date; never raises for bad input."""
+    def sync(self, keys: set[Key]) -> None:
+        """Bring these Services' ports and listeners up to date; never raises.
+
+        Two phases: every listener no longer wanted closes before any new one binds,
+        so an address moving between ports or Services in one round is free to take."""
+        plans = {key: self._plan(key) for key in sorted(keys)}
+        for key, wanted in plans.items():
+            for port_key in [k for k in self.ports if k[:2] == key and k not in wanted]:
+                self._drop_port(port_key)
+            for port_key, port_plan in wanted.items():
+                if port_key in self.ports:
+                    self._release(self.ports[port_key], port_plan)
+        for key, wanted in plans.items():
+            service = self.services.get(key[1], key[0])
+            for port_plan in wanted.values():
+                try:
+                    self._apply(port_plan, service)
+                except Exception:  # a bug must cost one Service, never the proxy
+                    self.log.exception("service_sync_failed", service=port_plan.describe())
+
+    def _plan(self, key: Key) -> dict[PortKey, servicemap.PortPlan]:
         namespace, name = key
         service = self.services.get(name, namespace)
+        if service is None:
+            return {}
         try:
             plans = servicemap.plan(service, self.endpoints.get(name, namespace), self.options.nodeport_addresses,
-                                    self.options.lb_address) if service is not None else []
-        except (KeyError, TypeError, ValueError) as exc:
+                                    self.options.lb_address)
+        except Exception as exc:  # the API validated it, but a proxy must survive anything
             self.log.warning("service_not_understood", service=f"{namespace}/{name}", error=str(exc))
-            plans = []
-        wanted = {p.key: p for p in plans}
-        for port_key in [k for k in self.ports if k[:2] == key and k not in wanted]:
-            self._drop_port(port_key)
-        for port_key, port_plan in wanted.items():
-            self._apply(port_plan, service)
+            return {}
+        return {p.key: p for p in plans}
+
+    def _wanted(self, port_plan: servicemap.PortPlan) -> set[servicemap.Frontend]:
+        return set(port_plan.frontends) if port_plan.backends else set()
+
+    def _release(self, port: _Port, port_plan: servicemap.PortPlan) -> None:
+        """Close the listeners of ``port`` that ``port_plan`` no longer wants."""
+        wanted = self._wanted(port_plan)
+        for frontend in [f for f in port.frontends if f not in wanted]:
+            listener = port.frontends.pop(frontend)
+            self.bind_errors.pop((port_plan.key[:2], frontend), None)
+            if listener is not None:
+                self.engine.close_listener(listener)
+                self.log.info("listener_closed", service=port_plan.describe(), address=frontend.address,
+                              reason="no_endpoints" if not port_plan.backends else "service_changed")
 
     def _apply(self, port_plan: servicemap.PortPlan, service: Obj | None) -> None:
         port = self.ports.get(port_plan.key)
@@ -134,14 +162,7 @@ class ServiceProxy:
         balancer.update(port_plan.backends)
         after = {id(e) for e in balancer.endpoints}
         port.draining += [e for k, e in before.items() if k not in after and e.active > 0]
-        wanted = set(port_plan.frontends) if port_plan.backends else set()
-        for frontend in [f for f in port.frontends if f not in wanted]:
-            listener = port.frontends.pop(frontend)
-            if listener is not None:
-                self.engine.close_listener(listener)
-                self.log.info("listener_closed", service=port_plan.describe(), address=frontend.address,
-                              reason="no_endpoints" if port_plan.backends == () else "service_changed")
-        for frontend in sorted(wanted - set(port.frontends)):
+        for frontend in sorted(self._wanted(port_plan) - set(port.frontends)):
             port.frontends[frontend] = None
             self._bind(port_plan.key, port, frontend, service)
 
@@ -176,6 +197,8 @@ class ServiceProxy:
     async def _retry_binds(self) -> None:
         while True:
             await trio.sleep(self.settings.bind_retry)
+            if self._dirty:
+                self._wakeup.set()
             for port_key, port in list(self.ports.items()):
                 for frontend, listener in list(port.frontends.items()):
                     if listener is None and self.ports.get(port_key) is port:
@@ -185,23 +208,26 @@ class ServiceProxy:
     # -- what the proxy reports back ------------------------------------------------------
 
     async def _write_lb_status(self, key: Key) -> None:
+        """Add this proxy's address to a LoadBalancer's ``status.loadBalancer.ingress``,
+        or take it out when the Service is no longer one; other proxies' entries stay."""
         namespace, name = key
         service = self.services.get(name, namespace)
         if service is None:
             return
-        is_lb = (service.get("spec") or {}).get("type") == "LoadBalancer"
-        ingress = [{"ip": self.options.lb_address}] if is_lb else []
+        mine = {"ip": self.options.lb_address}
         current = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        if current == ingress or (not is_lb and not current):
+        others = [entry for entry in current if entry != mine]
+        wanted = [*others, mine] if (service.get("spec") or {}).get("type") == "LoadBalancer" else others
+        if sorted(map(str, wanted)) == sorted(map(str, current)):
             return
         try:
-            await self.client.patch("Service", name, {"status": {"loadBalancer": {"ingress": ingress or None}}},
+            await self.client.patch("Service", name, {"status": {"loadBalancer": {"ingress": wanted or None}}},
                                     namespace, subresource="status")
         except NotFound:
             pass
         except ApiError as exc:
             self.log.warning("lb_status_failed", service=f"{namespace}/{name}", error=exc.message)
-            self._dirty.add(key)  # try again on the next change or resync
+            self._dirty.add(key)  # tried again with the next bind retry
 
     def counts(self) -> dict[Key, dict[str, tuple[int, int]]]:
         """Per Endpoints object: "ip:port" -> (active, total) held by this proxy."""

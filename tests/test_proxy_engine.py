@@ -217,8 +217,17 @@ async def test_removed_endpoint_and_closed_listener_keep_open_connections(engine
 async def test_an_endpoint_that_is_no_address_is_passed_over(engine: Engine, nursery: trio.Nursery) -> None:
     live = await serve(nursery, named(b"ok"))
     route = Route("test", Balancer())
-    route.balancer.update([("not-an-ip", 80, "bad"), ("999.1.1.1", 80, "worse"), ("127.0.0.1", live, "good")])
+    route.balancer.update([("not-an-ip", 80, "bad"), ("999.1.1.1", 80, "worse"), ("255.255.255.255", 80, "broadcast"),
+                           ("fe80::1%\x00", 80, "nul"), ("127.0.0.1", live, "good")])
     port = front(engine, route)
     for _ in range(3):
         async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
             assert await receive_exactly(stream, 2) == b"ok"
+    route.balancer.update([(ip, 80, "") for ip in ("not-an-ip", "255.255.255.255", "fe80::1%\x00")])
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        with pytest.raises(trio.BrokenResourceError):
+            await stream.receive_some(2)
+    with trio.fail_after(2):
+        while engine.connections:
+            await trio.sleep(0.01)
+    assert [e.active for e in route.balancer.endpoints] == [0, 0, 0], "a refusal is undone exactly once"

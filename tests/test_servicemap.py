@@ -77,3 +77,17 @@ def test_garbage_in_endpoints_is_skipped() -> None:
                              {"addresses": [{"ip": "127.1.0.3"}], "ports": [{"name": "http", "port": 8080}]}]}
     [port] = plan(service(), endpoints, [], "")
     assert port.backends == (("127.1.0.3", 8080, ""),)
+
+
+def test_one_listener_per_address_even_when_two_kinds_name_it() -> None:
+    svc = service("LoadBalancer", externalIPs=["127.0.0.1"])
+    [port] = plan(svc, ENDPOINTS, ["127.0.0.1"], "127.0.0.1")
+    addresses = [f.address for f in port.frontends]
+    assert len(addresses) == len(set(addresses))
+    assert Frontend("127.0.0.1", 80, "ExternalIP") in port.frontends
+
+
+def test_the_only_port_of_hand_written_endpoints_must_be_tcp() -> None:
+    single = service(ports=[{"port": 53, "protocol": "TCP"}])
+    endpoints = {"subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 53, "protocol": "UDP"}]}]}
+    assert plan(single, endpoints, [], "")[0].backends == ()
