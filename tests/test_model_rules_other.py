@@ -92,7 +92,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("Service", {"spec.type": "ExternalName", "spec.externalName": "db.example.com", "spec.clusterIP": "10.0.0.1"}, "spec.clusterIP", 'Invalid value: "10.0.0.1": may not be set for ExternalName services'),
     ("Service", {"spec.sessionAffinity": "Cookie"}, "spec.sessionAffinity", 'Unsupported value: "Cookie": supported values: "ClientIP", "None"'),
     ("Service", {"spec.sessionAffinity": "ClientIP", "spec.sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}}}, "spec.sessionAffinityConfig.clientIP.timeoutSeconds", "Invalid value: 0: must be greater than 0 and less than 86400"),
-    ("Service", {"spec.externalTrafficPolicy": "Local"}, "spec.externalTrafficPolicy", "Invalid value: \"Local\": may only be set when `type` is 'NodePort' or 'LoadBalancer'"),
+    ("Service", {"spec.externalTrafficPolicy": "Local"}, "spec.externalTrafficPolicy", "Invalid value: \"Local\": may only be set for externally-accessible services"),
     ("Service", {"spec.type": "NodePort", "spec.externalTrafficPolicy": "Global"}, "spec.externalTrafficPolicy", 'Unsupported value: "Global": supported values: "Cluster", "Local"'),
     ("Service", {"spec.internalTrafficPolicy": "Node"}, "spec.internalTrafficPolicy", 'Unsupported value: "Node"'),
     ("Service", {"spec.allocateLoadBalancerNodePorts": False}, "spec.allocateLoadBalancerNodePorts", "Forbidden: may only be used when `type` is 'LoadBalancer'"),

@@ -148,3 +148,12 @@ async def _reset(host: str, port: int) -> bool:
     except OSError:
         return False
     return False
+
+
+async def test_a_cluster_ip_service_with_external_ips_is_served_there(client: ApiClient, nursery: trio.Nursery) -> None:
+    target, port = await backend(nursery), free_port()
+    await start(client, nursery)
+    await client.create(endpoints("ext", [{"port": target}]))
+    created = await client.create(service("ext", [{"port": port}], externalIPs=["127.0.0.3"]))
+    assert created["spec"]["externalTrafficPolicy"] == "Cluster"  # defaulted, and accepted, as Kubernetes
+    await until_answers(("127.0.0.3", port), (created["spec"]["clusterIP"], port))

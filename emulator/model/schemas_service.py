@@ -122,10 +122,11 @@ def _check_service_spec(spec: dict[str, Any], path: Path, ctx: Ctx) -> None:
             invalid_value(timeout, "must be greater than 0 and less than 86400"),
         )
     external_policy = spec.get("externalTrafficPolicy")
-    if external_policy and service_type not in ("NodePort", "LoadBalancer"):
+    externally_accessible = service_type in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
+    if external_policy and not externally_accessible:
         ctx.add(
             (path, "externalTrafficPolicy"),
-            invalid_value(external_policy, "may only be set when `type` is 'NodePort' or 'LoadBalancer'"),
+            invalid_value(external_policy, "may only be set for externally-accessible services"),
         )
     if "allocateLoadBalancerNodePorts" in spec and service_type != "LoadBalancer":
         ctx.add((path, "allocateLoadBalancerNodePorts"), forbidden("may only be used when `type` is 'LoadBalancer'"))
