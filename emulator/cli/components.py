@@ -107,18 +107,28 @@ def apiserver(args: argparse.Namespace) -> int:
     return 0
 
 
-def node(args: argparse.Namespace) -> int:
+def _joining(args: argparse.Namespace, component: str) -> tuple[Home, ClientConfig] | None:
+    """Logs, descriptors and the client config of a component that joins a cluster;
+    None (after a one-line error) when there is no usable config."""
     from emulator.client.config import ConfigError, load_config
-    from nodeagent.agent import NodeOptions, serve_node
 
-    logs.configure(args.log_format, args.log_level, component=f"node/{args.name}")
+    logs.configure(args.log_format, args.log_level, component=component)
     raise_fd_limit()
     home = Home.from_env().ensure()
     try:
-        config = load_config(home, server=args.server, token=args.token)
+        return home, load_config(home, server=args.server, token=args.token)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def node(args: argparse.Namespace) -> int:
+    from nodeagent.agent import NodeOptions, serve_node
+
+    started = _joining(args, f"node/{args.name}")
+    if started is None:
         return 1
+    home, config = started
     labels = []
     for item in args.label:
         key, sep, value = item.partition("=")
@@ -149,18 +159,13 @@ def node(args: argparse.Namespace) -> int:
 
 def proxy(args: argparse.Namespace) -> int:
     from emulator.client import open_client
-    from emulator.client.config import ConfigError, load_config
     from emulator.settings import ProxySettings
     from proxy.serviceproxy import ProxyOptions, serve_proxy
 
-    logs.configure(args.log_format, args.log_level, component=f"proxy/{args.name}")
-    raise_fd_limit()
-    home = Home.from_env().ensure()
-    try:
-        config = load_config(home, server=args.server, token=args.token)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    started = _joining(args, f"proxy/{args.name}")
+    if started is None:
         return 1
+    config = started[1]
     addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
     if not addresses:
         print("error: --nodeport-addresses: expected at least one address", file=sys.stderr)
