@@ -145,8 +145,9 @@ async def _reset(host: str, port: int) -> bool:
             await stream.receive_some(2)
     except trio.BrokenResourceError:
         return True
-    except OSError:
-        return False
+    except OSError as exc:  # refused (no listener yet), or reset before the handshake was done
+        causes = exc.__cause__.exceptions if isinstance(exc.__cause__, BaseExceptionGroup) else (exc,)
+        return any(isinstance(c, ConnectionResetError) for c in causes)
     return False
 
 
