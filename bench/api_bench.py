@@ -33,11 +33,8 @@ import os
 import platform
 import random
 import resource
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -49,10 +46,10 @@ import trio
 
 from bench.apiproc import ApiProcess, kill_leftovers, running_api
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
+from bench.runner import progress, run_benchmark
 from bench.report import aims_json, latency_ms, table
 from emulator.client import ApiClient, open_client
 from emulator.errors import ApiError
-from emulator.lifecycle import find_error
 from emulator.settings import ClientSettings
 
 Obj = dict[str, Any]
@@ -78,10 +75,6 @@ class Plan:
 
 QUICK = Plan(sequential_creates=200, concurrent_creates=1_000, watch_writes=100, pods=1_000, gets=200, lists=2,
              deadline=120.0)
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def configmap(name: str) -> Obj:
@@ -412,22 +405,19 @@ def main(argv: list[str] | None = None) -> int:
                              "stacks) and print its hotspots; needs py-spy and ptrace rights (root)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
-    root = Path(tempfile.mkdtemp(prefix="kubemu-bench-", dir=args.dir)).resolve()
-    started = time.perf_counter()
-    try:
-        results = trio.run(_with_deadline, plan, root, args.profile.resolve() if args.profile else None)
-    except BaseException as exc:  # Ctrl-C may come wrapped in exception groups
-        if find_error(exc, KeyboardInterrupt) is None:
-            raise
-        progress("interrupted; the API processes are stopped")
-        return 130
-    finally:
+    profile = args.profile.resolve() if args.profile else None
+
+    def clean_up(root: Path) -> None:
         for home in (root / "throughput", root / "memory"):
             kill_leftovers(home, sys.stderr)
-        environment_info = environment(root)
-        shutil.rmtree(root, ignore_errors=True)
+
+    outcome = run_benchmark("kubemu-bench-", args.dir, plan.deadline, lambda root: run(plan, root, profile),
+                            clean_up=clean_up, environment=environment)
+    if outcome.code is not None:
+        return outcome.code
+    results, environment_info = outcome.results, outcome.environment
     results.update(mode="quick" if args.quick else "default", plan=asdict(plan), environment=environment_info,
-                   run_seconds=time.perf_counter() - started)
+                   run_seconds=outcome.seconds)
     if args.json:
         json.dump(_finite(results), sys.stdout, indent=2, default=str)
         print()
@@ -454,26 +444,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
-
-
-async def _with_deadline(plan: Plan, root: Path, profile: Path | None) -> Obj:
-    """``run`` under the plan's deadline; SIGTERM and SIGHUP stop it as Ctrl-C does."""
-    results: Obj = {}
-
-    async def stop_on_signal(signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    async def work(cancel: trio.CancelScope) -> None:
-        with trio.fail_after(plan.deadline):
-            results.update(await run(plan, root, profile))
-        cancel.cancel()
-
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(stop_on_signal, signals)
-            nursery.start_soon(work, nursery.cancel_scope)
-    return results
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -32,7 +30,9 @@ import trio
 
 from bench.apiproc import running_api
 from bench.nodeproc import running_nodes
+from bench.pods_bench import environment, leftovers
 from bench.report import latency_ms
+from bench.runner import run_benchmark
 from emulator.client import ApiClient, open_client
 from emulator.client.informer import Informer
 from emulator.controllers import podcontrol as pc
@@ -135,18 +135,14 @@ async def measure(client: ApiClient, flags: Path, trials: int) -> dict[str, Any]
     return {"not_ready_ms": latency_ms(not_ready), "terminating_ms": latency_ms(terminating), "aim_ms": AIM_MS}
 
 
-async def run(trials: int) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="kubemu-endpoints-bench-"))
-    flags = home / "flags"
+async def run(root: Path, trials: int) -> dict[str, Any]:
+    flags = root / "flags"
     flags.mkdir()
-    try:
-        async with AsyncExitStack() as stack:
-            api = await stack.enter_async_context(running_api(home / "home"))
-            await stack.enter_async_context(running_nodes(home / "home", ["node-1", "node-2"]))
-            client = await stack.enter_async_context(open_client(api.config))
-            return await measure(client, flags, trials)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    async with AsyncExitStack() as stack:
+        api = await stack.enter_async_context(running_api(root / "home"))
+        await stack.enter_async_context(running_nodes(root / "home", ["node-1", "node-2"]))
+        client = await stack.enter_async_context(open_client(api.config))
+        return await measure(client, flags, trials)
 
 
 def main() -> int:
@@ -154,11 +150,20 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    results = trio.run(run, args.trials)
+
+    def clean_up(root: Path) -> list[int]:
+        return leftovers([root / "home"])
+
+    outcome = run_benchmark("kubemu-endpoints-bench-", None, 60.0 + 10.0 * args.trials,
+                            lambda root: run(root, args.trials), clean_up=clean_up, environment=environment)
+    if outcome.code is not None:
+        return outcome.code
+    results = {**outcome.results, "environment": outcome.environment, "leftover_processes": outcome.leftovers}
     for label, key in (("not Ready -> out of Endpoints", "not_ready_ms"), ("terminating -> out of Endpoints", "terminating_ms")):
         summary = results[key]
         print(f"{label:34} p50 {summary['p50_ms']:6.1f} ms  p99 {summary['p99_ms']:6.1f} ms  "
               f"(aim {AIM_MS:.0f} ms: p99 {summary['p99_ms'] / AIM_MS:.2f}x)")
+    print(f"processes left behind: {outcome.leftovers or 'none'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -31,11 +31,9 @@ import math
 import os
 import platform
 import resource
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -50,10 +48,11 @@ from bench.apiproc import ApiProcess, processes_with_home, running_api
 from bench.nodeproc import NodeProcess, cpu_seconds, pod_processes, running_nodes, status_mib, stop_nodes, time_up
 from bench.podwatch import PodTimes, PodTracker
 from bench.pods_report import aims, table
+from bench.runner import progress, run_benchmark
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
 from bench.report import latency_ms
 from emulator.client import ApiClient, open_client
-from emulator.lifecycle import find_error, raise_fd_limit
+from emulator.lifecycle import raise_fd_limit
 from emulator.settings import ClientSettings
 
 Obj = dict[str, Any]
@@ -76,10 +75,6 @@ class Plan:
 
 
 QUICK = Plan(singles=10, set_size=20, bulk=100, nodes=2, idle_window=5.0, deadline=300.0)
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def pod(name: str, group: str) -> Obj:
@@ -378,24 +373,19 @@ def main(argv: list[str] | None = None) -> int:
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
-    root = Path(tempfile.mkdtemp(prefix="kubemu-podsbench-", dir=args.dir)).resolve()
-    homes = [root / "up", root / "cluster"]
-    started = time.perf_counter()
-    results: Obj = {}
-    try:
-        results = trio.run(_with_deadline, plan, root, profile)
-    except BaseException as exc:  # Ctrl-C may come wrapped in exception groups
-        if find_error(exc, KeyboardInterrupt) is None:
-            raise
-        progress("interrupted; stopping everything")
-        return 130
-    finally:
-        left = leftovers(homes)
+
+    def clean_up(root: Path) -> list[int]:
+        left = leftovers([root / "up", root / "cluster"])
         progress(f"processes left with the benchmark's KUBEMU_HOMEs: {left if left else 'none'}")
-        environment_info = environment(root)
-        shutil.rmtree(root, ignore_errors=True)
+        return left
+
+    outcome = run_benchmark("kubemu-podsbench-", args.dir, plan.deadline, lambda root: run(plan, root, profile),
+                            clean_up=clean_up, environment=environment)
+    if outcome.code is not None:
+        return outcome.code
+    results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
     results.update(mode="quick" if args.quick else "default", plan=asdict(plan), environment=environment_info,
-                   run_seconds=time.perf_counter() - started, leftover_processes=left)
+                   run_seconds=outcome.seconds, leftover_processes=left)
     results["aims"] = aims(results)
     if args.json:
         json.dump(_finite(results), sys.stdout, indent=2, default=str)
@@ -419,26 +409,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
-
-
-async def _with_deadline(plan: Plan, root: Path, profile: Path | None) -> Obj:
-    """``run`` under the plan's deadline; SIGTERM and SIGHUP stop it as Ctrl-C does."""
-    results: Obj = {}
-
-    async def stop_on_signal(signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    async def work(cancel: trio.CancelScope) -> None:
-        with trio.fail_after(plan.deadline):
-            results.update(await run(plan, root, profile))
-        cancel.cancel()
-
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(stop_on_signal, signals)
-            nursery.start_soon(work, nursery.cancel_scope)
-    return results
 
 
 if __name__ == "__main__":

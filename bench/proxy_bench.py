@@ -42,10 +42,7 @@ import csv
 import json
 import math
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -57,13 +54,14 @@ import trio
 
 from bench.apiproc import running_api
 from bench.nodeproc import cpu_seconds, running_nodes, status_mib
-from bench.pods_bench import _finite, environment, leftovers, phase, progress
+from bench.runner import progress, run_benchmark
+from bench.pods_bench import _finite, environment, leftovers, phase
 from bench.proxy_report import TARGETS, aims, medians, table
 from bench.proxyproc import (HaproxyBackend, HaproxyProcess, ProxyProcess, find_tool, free_port, missing_tool,
                              running_haproxy, running_proxy, wait_listening)
 from emulator.client import ApiClient, open_client
 from emulator.errors import NotFound
-from emulator.lifecycle import find_error, raise_fd_limit
+from emulator.lifecycle import raise_fd_limit
 from emulator.model.proxycounts import PROXY_COUNTS_PREFIX, decode_counts
 from emulator.settings import ClientSettings
 
@@ -454,26 +452,6 @@ async def run(plan: Plan, root: Path, args: argparse.Namespace) -> Obj:
 # -- the run -----------------------------------------------------------------------------------
 
 
-async def _with_deadline(plan: Plan, root: Path, args: argparse.Namespace) -> Obj:
-    """``run`` under the plan's deadline; SIGTERM and SIGHUP stop it as Ctrl-C does."""
-    results: Obj = {}
-
-    async def stop_on_signal(signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    async def work(cancel: trio.CancelScope) -> None:
-        with trio.fail_after(plan.deadline):
-            results.update(await run(plan, root, args))
-        cancel.cancel()
-
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(stop_on_signal, signals)
-            nursery.start_soon(work, nursery.cancel_scope)
-    return results
-
-
 def tool_versions() -> Obj:
     import subprocess
 
@@ -522,27 +500,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_spread:
         plan = Plan(**{**asdict(plan), "spread_pods": 0})
     raise_fd_limit()
-    root = Path(tempfile.mkdtemp(prefix="kubemu-proxybench-", dir=args.dir)).resolve()
-    started = time.perf_counter()
-    results: Obj = {}
-    try:
-        results = trio.run(_with_deadline, plan, root, args)
-    except BaseException as exc:  # Ctrl-C may come wrapped in exception groups
-        if find_error(exc, KeyboardInterrupt) is not None:
-            progress("interrupted; stopping everything")
-            return 130
-        failure = find_error(exc, RuntimeError) or find_error(exc, trio.TooSlowError)
-        if failure is None:
-            raise
-        print(f"error: {str(failure) or type(failure).__name__}", file=sys.stderr)
-        return 1
-    finally:
+
+    def clean_up(root: Path) -> list[int]:
         left = leftovers([root / "cluster"])
         progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
-        environment_info = environment(root)
-        shutil.rmtree(root, ignore_errors=True)
+        return left
+
+    outcome = run_benchmark("kubemu-proxybench-", args.dir, plan.deadline, lambda root: run(plan, root, args),
+                            clean_up=clean_up, environment=environment)
+    if outcome.code is not None:
+        return outcome.code
+    results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
     results.update(mode="quick" if args.quick else "default", plan=asdict(plan), environment=environment_info,
-                   tools=tool_versions(), run_seconds=time.perf_counter() - started, leftover_processes=left,
+                   tools=tool_versions(), run_seconds=outcome.seconds, leftover_processes=left,
                    haproxy_threads=args.haproxy_threads or "default", haproxy_splice=args.haproxy_splice,
                    kubemu_splice=not args.kubemu_no_splice)
     results["medians"] = medians(results.get("runs", []))

@@ -37,11 +37,8 @@ import argparse
 import importlib.util
 import json
 import math
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -57,13 +54,14 @@ from bench.apiproc import ApiProcess, running_api
 from bench.nodeproc import NodeProcess, cpu_seconds, running_nodes
 from bench.podwatch import PodTracker
 from bench.pyspy import Hotspots, format_hotspots
-from bench.pods_bench import _finite, environment, leftovers, phase, progress
+from bench.pods_bench import _finite, environment, leftovers, phase
+from bench.runner import progress, run_benchmark
 from bench.report import percentile
 from bench.workloads_report import aims, table
 from bench.workloads_watch import NAMESPACE, PodCensus, Watched
 from emulator.client import ApiClient, open_client
 from emulator.controllers import podcontrol as pc
-from emulator.lifecycle import find_error, raise_fd_limit
+from emulator.lifecycle import raise_fd_limit
 from emulator.settings import ClientSettings
 
 Obj = dict[str, Any]
@@ -404,23 +402,19 @@ def main(argv: list[str] | None = None) -> int:
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
-    root = Path(tempfile.mkdtemp(prefix="kubemu-workloadsbench-", dir=args.dir)).resolve()
-    started = time.perf_counter()
-    results: Obj = {}
-    try:
-        results = trio.run(_with_deadline, plan, root, profile)
-    except BaseException as exc:  # Ctrl-C may come wrapped in exception groups
-        if find_error(exc, KeyboardInterrupt) is None:
-            raise
-        progress("interrupted; stopping everything")
-        return 130
-    finally:
+
+    def clean_up(root: Path) -> list[int]:
         left = leftovers([root / "cluster"])
         progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
-        environment_info = environment(root)
-        shutil.rmtree(root, ignore_errors=True)
+        return left
+
+    outcome = run_benchmark("kubemu-workloadsbench-", args.dir, plan.deadline, lambda root: run(plan, root, profile),
+                            clean_up=clean_up, environment=environment)
+    if outcome.code is not None:
+        return outcome.code
+    results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
     results.update(mode="quick" if args.quick else "default", plan=asdict(plan), environment=environment_info,
-                   run_seconds=time.perf_counter() - started, leftover_processes=left)
+                   run_seconds=outcome.seconds, leftover_processes=left)
     results["aims"] = aims(results)
     if args.json:
         json.dump(_finite(results), sys.stdout, indent=2, default=str)
@@ -433,23 +427,6 @@ def main(argv: list[str] | None = None) -> int:
         print(format_hotspots(Hotspots(**found)).replace("API process hotspots", "API process while the bulk "
                                                          "Deployments come up: hotspots", 1))
     return 0
-
-
-async def _with_deadline(plan: Plan, root: Path, profile: Path | None) -> Obj:
-    """``run`` under the plan's deadline; SIGTERM and SIGHUP stop it as Ctrl-C does."""
-    results: Obj = {}
-
-    async def stop_on_signal(signals: AsyncIterator[int]) -> None:
-        async for signum in signals:
-            raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(stop_on_signal, signals)
-            with trio.fail_after(plan.deadline):
-                results.update(await run(plan, root, profile))
-            nursery.cancel_scope.cancel()
-    return results
 
 
 if __name__ == "__main__":
