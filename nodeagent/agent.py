@@ -26,7 +26,6 @@ from emulator.client.events import EventRecorder
 from emulator.client.informer import Informer
 from emulator.errors import AlreadyExists, ApiError
 from emulator.home import Home
-from emulator.model.quantity import memory_bytes
 from emulator.rpcserver import Session
 from emulator.settings import ApiSettings, NodeSettings
 from emulator.timeutil import now_rfc3339
@@ -224,8 +223,8 @@ class NodeAgent:
             full = now - last_full >= self.settings.stats_interval
             if full:
                 last_full = now
-            running = {c.record.pid: (w, c) for w in self.workers.values() for c in w.app + w.init
-                       if c.record.pid is not None and (full or _memory_limit(c.spec))}
+            running = {c.record.pid: (w, c) for w in self.workers.values()
+                       for c in (w.app + w.init if full else w.memory_limited) if c.record.pid is not None}
             if not running:
                 continue
             samples = await trio.to_thread.run_sync(sampler.sample, list(running))
@@ -234,7 +233,7 @@ class NodeAgent:
                 self._last_sample[pid] = (now, sample)
                 self.usage[pid] = (resources.millicores(before, sample, now - taken), sample.memory_bytes)
                 worker, c = running[pid]
-                limit = _memory_limit(c.spec)
+                limit = resources.memory_limit(c.spec)
                 if limit and sample.memory_bytes > limit and not c.record.extra.get("oom"):
                     c.record.extra["oom"] = True
                     worker.log.warning("container_oom_killed", container=c.record.name,
@@ -295,15 +294,6 @@ class NodeAgent:
             for worker in list(self.workers.values()):
                 await worker.finished.wait()
 
-
-def _memory_limit(spec: Obj) -> int:
-    raw = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
-    if raw is None:
-        return 0
-    try:
-        return memory_bytes(raw)
-    except ValueError:
-        return 0
 
 
 def _keep_transitions(status: Obj, previous: dict[str | None, Obj]) -> Obj:

@@ -32,7 +32,7 @@ from emulator.model.hostports import HOST_PORTS, encode_host_ports
 from emulator.errors import ApiError, Conflict, NotFound
 from emulator.settings import NodeSettings
 from emulator.timeutil import now_rfc3339
-from nodeagent import environment, network, podstatus, serviceenv, volumes
+from nodeagent import environment, network, podstatus, resources, serviceenv, volumes
 from nodeagent.containerprobes import ContainerProber, container_ports
 from nodeagent.podstatus import ContainerRecord, Terminated
 from nodeagent.serviceendpoints import EndpointsIndex, keeps_terminating_pods
@@ -102,6 +102,7 @@ class PodWorker:
         spec = pod.get("spec", {})
         self.init = [self._container(c, True, previous) for c in spec.get("initContainers", []) or []]
         self.app = [self._container(c, False, previous) for c in spec.get("containers", [])]
+        self.memory_limited = [c for c in self.app + self.init if resources.memory_limit(c.spec)]  # sampled often
 
     def _container(self, spec: Obj, init: bool, previous: dict[str, Obj]) -> _Container:
         record = ContainerRecord(name=spec["name"], image=spec.get("image", ""), init=init)

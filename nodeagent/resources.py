@@ -19,6 +19,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from emulator.model.quantity import memory_bytes
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -99,3 +102,14 @@ def machine_memory() -> int:
     except OSError:
         pass
     return 8 * 1024**3
+
+
+def memory_limit(spec: dict[str, Any]) -> int:
+    """A container's memory limit in bytes; 0 when it has none (or an unreadable one)."""
+    raw = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    if raw is None:
+        return 0
+    try:
+        return memory_bytes(raw)
+    except ValueError:
+        return 0

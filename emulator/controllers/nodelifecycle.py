@@ -50,6 +50,21 @@ class NodeLifecycle:
         self._unreachable_since: dict[str, float] = {}
         self._deleted: set[str] = set()  # nodes seen here, then deleted
         self._orphaned_since: dict[tuple[str, str], float] = {}  # pods on a node that is not there
+        self._pods_on: dict[str, dict[tuple[str, str], Obj]] = {}  # node -> its pods, so a pass costs per node
+        self.pods.subscribe(self._on_pod)
+
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        for pod, present in ((old, False), (new, True)):
+            node = (pod or {}).get("spec", {}).get("nodeName")
+            if pod is None or not node:
+                continue
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if present:
+                self._pods_on.setdefault(node, {})[key] = pod
+            elif (pods := self._pods_on.get(node)) is not None:
+                pods.pop(key, None)
+                if not pods:
+                    del self._pods_on[node]
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -117,10 +132,8 @@ class NodeLifecycle:
         """Pods bound to a node that is gone are deleted at once, without waiting for
         a kubelet that will never answer (Kubernetes' pod GC). A node this controller
         never saw may still be coming: its pods wait ``orphan_quarantine`` first."""
-        for pod in self.pods.items():
-            node = pod.get("spec", {}).get("nodeName")
-            if not node or node in known:
-                continue
+        orphans = [(node, pod) for node, pods in self._pods_on.items() if node not in known for pod in pods.values()]
+        for node, pod in orphans:
             meta = pod["metadata"]
             key = (meta["namespace"], meta["name"])
             first = self._orphaned_since.setdefault(key, now)
@@ -135,8 +148,8 @@ class NodeLifecycle:
             except Conflict:
                 continue
             self._orphaned_since.pop(key, None)
-        live = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.pods.items()}
-        for key in self._orphaned_since.keys() - live:
+        still = {(p["metadata"]["namespace"], p["metadata"]["name"]) for _, p in orphans}
+        for key in self._orphaned_since.keys() - still:
             del self._orphaned_since[key]
 
     async def _mark_not_ready(self, pod: Obj) -> None:
