@@ -1,0 +1,192 @@
+"""Ingress objects to a routing table: pure, no I/O.
+
+Theory of operation (the Ingress API's rules, as ingress-nginx reads them).
+Every Ingress of our class contributes its rules; together they make one table.
+
+- A request's host selects one host entry: the exact host (case-insensitive, any
+  port stripped) if some rule names it, else a wildcard ``*.example.com`` that
+  covers it (one label only: ``a.example.com`` yes, ``a.b.example.com`` and
+  ``example.com`` no), else the rules without a host. There is no falling
+  through to a less specific host: each host is its own server.
+- Within it, an Exact path beats any Prefix; among Prefix paths the longest
+  wins. Prefix matches whole path elements, so ``/foo`` matches ``/foo``,
+  ``/foo/`` and ``/foo/bar`` but not ``/foobar``, and a trailing slash on the
+  rule is ignored. ImplementationSpecific is treated as Prefix.
+- Nothing matched: the ``defaultBackend``, or None (the caller answers 404).
+- Two Ingresses claiming the same host, path and type, or both giving a
+  defaultBackend, or both naming a TLS Secret for one host: the oldest
+  (creationTimestamp, then namespace/name) wins; the others are reported as
+  :class:`Conflict` s for Events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+IngressKey = tuple[str, str]  # namespace, name
+
+
+@dataclass(frozen=True)
+class Backend:
+    namespace: str
+    service: str
+    port_number: int | None = None
+    port_name: str | None = None
+    ingress: IngressKey = ("", "")
+
+    def describe(self) -> str:
+        port = self.port_number if self.port_number is not None else self.port_name
+        return f"{self.namespace}/{self.service}:{port}"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    ingress: IngressKey  # the one that lost
+    message: str
+
+
+@dataclass
+class _HostRoutes:
+    exact: dict[str, Backend] = field(default_factory=dict)
+    prefixes: list[tuple[str, Backend]] = field(default_factory=list)  # longest first, once built
+
+
+@dataclass
+class RouteTable:
+    hosts: dict[str, _HostRoutes] = field(default_factory=dict)  # "" = rules without a host
+    default: Backend | None = None
+    tls: dict[str, tuple[str, str]] = field(default_factory=dict)  # host pattern -> (namespace, secret)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def lookup(self, host: str, path: str) -> Backend | None:
+        entry = self.hosts.get(_host_entry(self.hosts, normalize_host(host)))
+        if entry is not None:
+            clean = path.split("?", 1)[0] or "/"
+            if clean in entry.exact:
+                return entry.exact[clean]
+            for prefix, backend in entry.prefixes:
+                if _covers(prefix, clean):
+                    return backend
+        return self.default
+
+    def secret_for(self, server_name: str) -> tuple[str, str] | None:
+        """The (namespace, name) of the TLS Secret for an SNI server name, if any."""
+        host = normalize_host(server_name)
+        if host in self.tls:
+            return self.tls[host]
+        wildcard = _wildcard_of(host)
+        return self.tls.get(wildcard) if wildcard else None
+
+
+def normalize_host(host: str) -> str:
+    """``Example.COM:8443`` -> ``example.com``; IPv6 literals keep their brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _wildcard_of(host: str) -> str | None:
+    first, dot, rest = host.partition(".")
+    return f"*.{rest}" if dot and first and rest else None
+
+
+def _host_entry(hosts: dict[str, _HostRoutes], host: str) -> str:
+    if host in hosts:
+        return host
+    wildcard = _wildcard_of(host)
+    if wildcard is not None and wildcard in hosts:
+        return wildcard
+    return ""
+
+
+def _covers(prefix: str, path: str) -> bool:
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _age(ingress: Obj) -> tuple[str, str, str]:
+    meta = ingress.get("metadata") or {}
+    return meta.get("creationTimestamp", ""), meta.get("namespace", "default"), meta.get("name", "")
+
+
+def _backend(raw: Any, key: IngressKey) -> Backend | None:
+    service = (raw or {}).get("service") if isinstance(raw, dict) else None
+    if not isinstance(service, dict) or not isinstance(service.get("name"), str):
+        return None
+    port = service.get("port") or {}
+    number, name = port.get("number"), port.get("name")
+    return Backend(key[0], service["name"], number if isinstance(number, int) else None,
+                   name if isinstance(name, str) else None, key)
+
+
+def ours(ingress: Obj, class_name: str, is_default_class: bool = True) -> bool:
+    """Whether this controller serves the Ingress: its class, or no class when we are the default."""
+    spec = ingress.get("spec") or {}
+    wanted = spec.get("ingressClassName") or (ingress.get("metadata") or {}).get("annotations", {}).get(
+        "kubernetes.io/ingress.class")
+    return wanted == class_name if wanted else is_default_class
+
+
+def build(ingresses: Iterable[Obj]) -> RouteTable:
+    """The table for these Ingresses (already filtered to our class)."""
+    table = RouteTable()
+    owners: dict[tuple[str, str, str], IngressKey] = {}  # (host, type, path) -> who has it
+    tls_owners: dict[str, IngressKey] = {}
+    for ingress in sorted(ingresses, key=_age):
+        meta, spec = ingress.get("metadata") or {}, ingress.get("spec") or {}
+        key: IngressKey = (meta.get("namespace", "default"), meta.get("name", ""))
+        default = _backend(spec.get("defaultBackend"), key)
+        if default is not None:
+            if table.default is None:
+                table.default = default
+            else:
+                owner = table.default.ingress
+                table.conflicts.append(Conflict(key, f"defaultBackend ignored: {owner[0]}/{owner[1]} (older) already "
+                                                     f"sets one"))
+        for rule in spec.get("rules") or []:
+            host = normalize_host(rule.get("host") or "")
+            for entry in ((rule.get("http") or {}).get("paths") or []):
+                backend = _backend(entry.get("backend"), key)
+                if backend is None:
+                    table.conflicts.append(Conflict(key, f"path {entry.get('path', '/')!r}: only Service backends "
+                                                         f"are served"))
+                    continue
+                kind = entry.get("pathType", "ImplementationSpecific")
+                kind = "Exact" if kind == "Exact" else "Prefix"
+                path = entry.get("path") or "/"
+                if kind == "Prefix":
+                    path = path.rstrip("/") or "/"
+                claim = (host, kind, path)
+                if claim in owners:
+                    owner = owners[claim]
+                    table.conflicts.append(Conflict(key, f"host {host or '*'!r} path {path!r} ({kind}) ignored: "
+                                                         f"{owner[0]}/{owner[1]} (older) already routes it"))
+                    continue
+                owners[claim] = key
+                routes = table.hosts.setdefault(host, _HostRoutes())
+                if kind == "Exact":
+                    routes.exact[path] = backend
+                else:
+                    routes.prefixes.append((path, backend))
+        for tls in spec.get("tls") or []:
+            secret = tls.get("secretName")
+            if not isinstance(secret, str) or not secret:
+                continue
+            for host in tls.get("hosts") or []:
+                host = normalize_host(host)
+                if host in tls_owners:
+                    owner = tls_owners[host]
+                    table.conflicts.append(Conflict(key, f"TLS for {host!r} ignored: {owner[0]}/{owner[1]} (older) "
+                                                         f"already gives its certificate"))
+                    continue
+                tls_owners[host] = key
+                table.tls[host] = (key[0], secret)
+    for routes in table.hosts.values():
+        routes.prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+    return table
