@@ -46,7 +46,7 @@ import trio
 
 from bench.apiproc import ApiProcess, kill_leftovers, running_api
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
-from bench.runner import progress, run_benchmark
+from bench.runner import progress, run_benchmark, standard_arguments
 from bench.report import aims_json, latency_ms, table
 from emulator.client import ApiClient, open_client
 from emulator.errors import ApiError
@@ -396,10 +396,7 @@ def filesystem_of(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts: a smoke run in seconds")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to make the temporary KUBEMU_HOMEs (default: the system temp dir)")
+    standard_arguments(parser, quick="smaller counts: a smoke run in seconds")
     parser.add_argument("--profile", type=Path, default=None, metavar="RAW",
                         help="record the API with py-spy during the concurrent creates into RAW (collapsed "
                              "stacks) and print its hotspots; needs py-spy and ptrace rights (root)")

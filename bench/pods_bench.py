@@ -48,7 +48,7 @@ from bench.apiproc import ApiProcess, processes_with_home, running_api
 from bench.nodeproc import NodeProcess, cpu_seconds, pod_processes, running_nodes, status_mib, stop_nodes, time_up
 from bench.podwatch import PodTimes, PodTracker
 from bench.pods_report import aims, table
-from bench.runner import progress, run_benchmark
+from bench.runner import progress, run_benchmark, standard_arguments
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
 from bench.report import latency_ms
 from emulator.client import ApiClient, open_client
@@ -360,10 +360,7 @@ def leftovers(homes: list[Path], within: float = 10.0) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pods_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 single pods, a 20-pod set, 100 pods over 2 nodes")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to make the temporary KUBEMU_HOMEs (default: the system temp dir)")
+    standard_arguments(parser, quick="10 single pods, a 20-pod set, 100 pods over 2 nodes")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy the API during the bulk and the first node agent during the idle window into "
                              "DIR/*.raw (collapsed stacks) and print their hotspots; needs py-spy and ptrace rights")

@@ -9,6 +9,7 @@ machine's description and the directory's removal.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import signal
 import sys
@@ -33,6 +34,14 @@ class Outcome:
     environment: Obj = field(default_factory=dict)
     leftovers: Any = None  # what the clean-up reported
     seconds: float = 0.0
+
+
+def standard_arguments(parser: argparse.ArgumentParser, *, quick: str) -> None:
+    """``--quick``, ``--json`` (print one JSON document) and ``--dir``, as every benchmark takes them."""
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where to make the temporary KUBEMU_HOMEs (default: the system temp dir)")
 
 
 def progress(text: str) -> None:

@@ -55,7 +55,7 @@ from bench.nodeproc import NodeProcess, cpu_seconds, running_nodes
 from bench.podwatch import PodTracker
 from bench.pyspy import Hotspots, format_hotspots
 from bench.pods_bench import _finite, environment, leftovers, phase
-from bench.runner import progress, run_benchmark
+from bench.runner import progress, run_benchmark, standard_arguments
 from bench.report import percentile
 from bench.workloads_report import aims, table
 from bench.workloads_watch import NAMESPACE, PodCensus, Watched
@@ -388,11 +388,7 @@ def logged(paths: list[Path]) -> Obj:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workloads_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="2 rollouts per Deployment variant, 1 per StatefulSet, 100 pods over 2 nodes")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to make the temporary KUBEMU_HOME (default: the system temp dir)")
+    standard_arguments(parser, quick="2 rollouts per Deployment variant, 1 per StatefulSet, 100 pods over 2 nodes")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy the API process while the bulk Deployments come up into DIR/api-bulk.raw "
                              "(collapsed stacks) and print its hotspots; needs py-spy and ptrace rights")

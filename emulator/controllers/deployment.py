@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-import trio
 
 from emulator.client import ApiClient
 from emulator.client.events import EventRecorder
@@ -31,7 +30,7 @@ from emulator.client.informer import Informer, Key, key_of
 from emulator.client.workqueue import WorkQueue
 from emulator.controllers import podcontrol as pc
 from emulator.controllers import rollout as ro
-from emulator.controllers.loop import run_workers
+from emulator.controllers.loop import run_controller
 from emulator.errors import AlreadyExists, Conflict, NotFound
 from emulator.settings import ControllerSettings
 from emulator.timeutil import now
@@ -57,13 +56,8 @@ class DeploymentController:
         self.pods.subscribe(self._on_pod)
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.queue.run_timers)
-            await nursery.start(self.pods.run)
-            await nursery.start(self.sets.run)
-            await nursery.start(self.deployments.run)
-            await run_workers(self.queue, self.sync, workers=self.settings.workload_workers, log=log,
-                              retry_initial=self.settings.sync_retry_initial, retry_max=self.settings.sync_retry_max)
+        informers = [self.pods, self.sets, self.deployments]
+        await run_controller(self.queue, informers, self.sync, self.settings, log)
 
     # -- informer events -------------------------------------------------------------
 

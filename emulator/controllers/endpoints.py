@@ -14,14 +14,13 @@ from collections import defaultdict
 from typing import Any
 
 import structlog
-import trio
 
 from emulator.client import ApiClient
 from emulator.client.events import EventRecorder
 from emulator.client.informer import Informer, Key, key_of
 from emulator.client.workqueue import WorkQueue
 from emulator.controllers import endpointsets as es
-from emulator.controllers.loop import run_workers
+from emulator.controllers.loop import run_controller
 from emulator.errors import AlreadyExists, NotFound
 from emulator.settings import ControllerSettings
 
@@ -46,13 +45,8 @@ class EndpointsController:
         self.pods.subscribe(self._on_pod)
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.queue.run_timers)
-            await nursery.start(self.pods.run)
-            await nursery.start(self.endpoints.run)
-            await nursery.start(self.services.run)
-            await run_workers(self.queue, self.sync, workers=self.settings.workload_workers, log=log,
-                              retry_initial=self.settings.sync_retry_initial, retry_max=self.settings.sync_retry_max)
+        informers = [self.pods, self.endpoints, self.services]
+        await run_controller(self.queue, informers, self.sync, self.settings, log)
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         pod = new or old

@@ -13,15 +13,16 @@ key is retried the same way so one bad object cannot stop the controller.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
 import trio
 
-from emulator.client.informer import Key
+from emulator.client.informer import Informer, Key
 from emulator.client.workqueue import WorkQueue
 from emulator.errors import ApiError, Conflict
+from emulator.settings import ControllerSettings
 
 Sync = Callable[[Key], Awaitable[float | None]]
 
@@ -68,3 +69,15 @@ def _backoff(failures: dict[Key, int], key: Key, initial: float, maximum: float)
     count = failures.get(key, 0)
     failures[key] = count + 1
     return float(min(initial * 2**count, maximum))
+
+
+async def run_controller(queue: WorkQueue[Key], informers: Sequence[Informer], sync: Sync,
+                         settings: ControllerSettings, log: Any) -> None:
+    """What every workload controller runs: the queue's timers, each informer synced
+    in turn (so a sync never sees an owner without its dependents), then the workers."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run_timers)
+        for informer in informers:
+            await nursery.start(informer.run)
+        await run_workers(queue, sync, workers=settings.workload_workers, log=log,
+                          retry_initial=settings.sync_retry_initial, retry_max=settings.sync_retry_max)

@@ -48,7 +48,7 @@ from emulator.controllers.identity import (
     recorded_addresses,
     render_addresses,
 )
-from emulator.controllers.loop import run_workers
+from emulator.controllers.loop import run_controller
 from emulator.errors import AlreadyExists, ApiError, Conflict, NotFound
 from emulator.model.selectors import selector_from_spec
 from emulator.settings import ControllerSettings
@@ -84,12 +84,8 @@ class StatefulSetController:
         self.revisions.subscribe(self._on_revision)
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.queue.run_timers)
-            for informer in (self.claims, self.revisions, self.pods, self.sets):
-                await nursery.start(informer.run)
-            await run_workers(self.queue, self.sync, workers=self.settings.workload_workers, log=log,
-                              retry_initial=self.settings.sync_retry_initial, retry_max=self.settings.sync_retry_max)
+        informers = [self.claims, self.revisions, self.pods, self.sets]
+        await run_controller(self.queue, informers, self.sync, self.settings, log)
 
     # -- informer events -------------------------------------------------------------
 
