@@ -3,7 +3,11 @@
 Loopback mode (one machine): each node owns a /16 in 127.0.0.0/8 (its
 ``spec.podCIDR``) and gives every new pod the next address in it, wrapping
 around after 65,000 and skipping addresses in use, so a replacement pod always
-gets a new IP. All of 127.0.0.0/8 answers on Linux with no set-up; on macOS each
+gets a new IP. An address where one of the pod's declared ports is still taken
+on this host is skipped too: another cluster on this machine, or the TIME_WAIT
+sockets of an earlier one (a fresh home starts again at .2), would otherwise make
+the container fail to bind. The kernel keeps those for a minute, and a server
+that does not set SO_REUSEADDR cannot bind past them. All of 127.0.0.0/8 answers on Linux with no set-up; on macOS each
 address needs an alias (``sudo ifconfig lo0 alias 127.1.0.2``), or use host-port mode.
 
 StatefulSet identities: a pod its StatefulSet annotated with
@@ -69,13 +73,15 @@ class PodAddresses:
         self.in_use.add(address)
         return True
 
-    def allocate(self) -> str:
+    def allocate(self, ports: tuple[int, ...] = ()) -> str:
         size = self.network.num_addresses
         for _ in range(size):
             offset = self._next
             self._next = self._next + 1 if self._next + 1 < size - 1 else 2
             address = str(self.network.network_address + offset)
             if address.endswith(".0") or address.endswith(".255") or address in self.in_use:
+                continue
+            if any(port_taken(address, port) for port in ports):
                 continue
             self.in_use.add(address)
             self._save()
@@ -112,6 +118,18 @@ def port_problem(address: str, port: int) -> str | None:
     finally:
         probe.close()
     return None
+
+
+def port_taken(address: str, port: int) -> bool:
+    """Whether a server that does not set SO_REUSEADDR would fail to bind ``address:port``."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((address, port))
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
+    finally:
+        probe.close()
+    return False
 
 
 class HostPorts:

@@ -207,7 +207,8 @@ class PodWorker:
             if identity_ip:
                 self.pod_ip = identity_ip  # its identity's own: never in the node's range, nor in use
             elif not (previous_ip and self.ctx.addresses.claim(previous_ip)):
-                self.pod_ip = self.ctx.addresses.allocate()
+                declared = tuple(int(p["containerPort"]) for c in self.app for p in c.spec.get("ports") or [])
+                self.pod_ip = self.ctx.addresses.allocate(declared)
             else:
                 self.pod_ip = previous_ip
         self._mark_dirty()

@@ -35,3 +35,14 @@ def test_port_problem_says_what() -> None:
         port = holder.getsockname()[1]
         assert port_problem("127.0.0.1", port) == f"port {port} on 127.0.0.1 is already in use"
     assert port_problem("127.0.0.1", free_host_port("127.0.0.1")) is None
+
+
+def test_skips_an_address_whose_declared_port_is_taken_on_this_host(tmp_path: Path) -> None:
+    pool = PodAddresses("127.7.0.0/16", tmp_path / "next")
+    with socket.socket() as other_cluster:  # e.g. another cluster's pod, or an earlier one's TIME_WAIT
+        other_cluster.bind(("127.7.0.2", 0))
+        other_cluster.listen()
+        port = other_cluster.getsockname()[1]
+        assert pool.allocate((port,)) == "127.7.0.3"
+        assert pool.allocate((port,)) == "127.7.0.4"
+    assert pool.allocate((port,)) == "127.7.0.5", "the counter moves on; it does not go back"

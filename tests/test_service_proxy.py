@@ -113,7 +113,7 @@ async def until(check: Any, timeout: float = 10) -> None:
 def dead(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped while being read
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 

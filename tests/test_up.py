@@ -14,26 +14,30 @@ from tests.procs import KUBEMU, env_for, kubemu, processes_with_home
 
 
 class Up:
+    """A running `kubemu up` whose stdout and stderr are read all the time, as a
+    terminal would: an undrained pipe fills and stalls the cluster that writes to it."""
+
     def __init__(self, process: trio.Process) -> None:
         self.process = process
         self.output = b""
         self.errors = b""
 
+    async def drain(self) -> None:
+        async def pump(stream: trio.abc.ReceiveStream | None, into: str) -> None:
+            assert stream is not None
+            while chunk := await stream.receive_some(65536):
+                setattr(self, into, getattr(self, into) + chunk)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, self.process.stdout, "output")
+            nursery.start_soon(pump, self.process.stderr, "errors")
+
     async def read_until(self, text: bytes, stream: str = "stdout", timeout: float = 30) -> None:
-        source = self.process.stdout if stream == "stdout" else self.process.stderr
-        assert source is not None
         with trio.fail_after(timeout):
-            while True:
-                collected = self.output if stream == "stdout" else self.errors
-                if text in collected:
-                    return
-                chunk = await source.receive_some(65536)
-                if not chunk:
-                    raise AssertionError(f"`kubemu up` ended before printing {text!r}: {collected!r}")
-                if stream == "stdout":
-                    self.output += chunk
-                else:
-                    self.errors += chunk
+            while text not in (self.output if stream == "stdout" else self.errors):
+                if self.process.poll() is not None:
+                    raise AssertionError(f"`kubemu up` ended before printing {text!r}: {self.output + self.errors!r}")
+                await trio.sleep(0.05)
 
     async def stop(self) -> int:
         if self.process.returncode is None:
@@ -44,11 +48,12 @@ class Up:
         return await self.process.wait()
 
 
-async def start_up(home: Home) -> Up:
+async def start_up(home: Home, nursery: trio.Nursery) -> Up:
     process = await trio.lowlevel.open_process(
         KUBEMU + ["up", "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
     )
     up = Up(process)
+    nursery.start_soon(up.drain)
     await up.read_until(b"Stop: Ctrl-C")
     return up
 
@@ -67,8 +72,8 @@ def api_pid(home: Home, up: Up) -> int:
 
 
 @pytest.mark.deadline(120)
-async def test_up_runs_heals_and_stops(home: Home) -> None:
-    up = await start_up(home)
+async def test_up_runs_heals_and_stops(home: Home, nursery: trio.Nursery) -> None:
+    up = await start_up(home, nursery)
     try:
         assert b"API server" in up.output and b"node-1, node-2" in up.output
         assert (await kubemu(home, "get", "ns")).returncode == 0
@@ -97,7 +102,7 @@ async def test_up_runs_heals_and_stops(home: Home) -> None:
     assert code == 0
     assert processes_with_home(home.root) == []
 
-    again = await start_up(home)
+    again = await start_up(home, nursery)
     try:
         result = await kubemu(home, "get", "cm", "keep", "-o", "name")
         assert result.stdout == b"configmap/keep\n", "a restarted `up` finds what was there"
@@ -106,8 +111,8 @@ async def test_up_runs_heals_and_stops(home: Home) -> None:
 
 
 @pytest.mark.deadline(60)
-async def test_killing_up_leaves_no_process(home: Home) -> None:
-    up = await start_up(home)
+async def test_killing_up_leaves_no_process(home: Home, nursery: trio.Nursery) -> None:
+    up = await start_up(home, nursery)
     child = api_pid(home, up)
     up.process.kill()  # SIGKILL: no chance to clean up; the children must notice
     await up.process.wait()
@@ -145,9 +150,9 @@ spec:
 
 
 @pytest.mark.deadline(90)
-async def test_up_serves_services_through_its_proxy(home: Home) -> None:
+async def test_up_serves_services_through_its_proxy(home: Home, nursery: trio.Nursery) -> None:
     import json
-    up = await start_up(home)
+    up = await start_up(home, nursery)
     try:
         assert b"service proxy" in up.output
         applied = await kubemu(home, "apply", "-f", "-", stdin=SERVED)
