@@ -1,0 +1,381 @@
+"""HTTP/1.1 messages for the ingress proxy: a sans-io codec over httptools (llhttp).
+
+Theory of operation. llhttp does the parsing; this module adds what a proxy at
+the edge must decide itself and turns parser callbacks into events, bytes in,
+events out, with no sockets:
+
+- :class:`RequestReader` yields :class:`RequestHead`, :class:`Body`,
+  :class:`EndOfMessage`, or :class:`Upgrade` (the bytes after an upgrade
+  request's head belong to the new protocol). It refuses, before anything can be
+  forwarded, what request smuggling is made of: Transfer-Encoding together with
+  Content-Length, Content-Length twice (even equal) or not a number,
+  Transfer-Encoding that is not exactly ``chunked``; and it counts the head's
+  bytes and headers, so oversized heads get 431 however slowly they arrive.
+- :class:`ResponseReader` reads an upstream's answer to a request of a given
+  method: no body for HEAD, 1xx, 204 and 304; 101 switches protocols.
+- Bodies are passed on in the framing the sender chose: a length stays a
+  length; chunked and read-until-close bodies go out chunked (or close-delimited
+  to an HTTP/1.0 client). :func:`request_head` and :func:`response_head` write
+  heads with hop-by-hop headers removed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import httptools
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                        b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
+LAST_CHUNK = b"0\r\n\r\n"
+REASONS = {
+    200: b"OK", 301: b"Moved Permanently", 308: b"Permanent Redirect", 400: b"Bad Request", 404: b"Not Found",
+    408: b"Request Timeout", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+}
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP; ``status`` is what to answer (for a request), ``str`` says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_head_bytes: int = 32 * 1024  # request line and headers together
+    max_headers: int = 100
+
+
+@dataclass
+class RequestHead:
+    method: bytes
+    target: bytes
+    version: str  # "1.1" or "1.0"
+    headers: Headers
+    host: str
+    keep_alive: bool
+    upgrade: bool  # asks to switch protocols (Connection: upgrade + Upgrade)
+    length: int | None  # Content-Length; None when chunked or no body
+    chunked: bool
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.length)
+
+
+@dataclass
+class ResponseHead:
+    status: int
+    reason: bytes
+    version: str
+    headers: Headers
+    keep_alive: bool
+    length: int | None
+    chunked: bool
+    bodiless: bool  # HEAD, 1xx, 204, 304: nothing follows the head
+    until_close: bool  # neither length nor chunked: the body ends when the upstream closes
+
+
+@dataclass
+class Body:
+    data: bytes
+
+
+@dataclass
+class EndOfMessage:
+    pass
+
+
+@dataclass
+class Upgrade:
+    data: bytes  # what followed the head: already the new protocol
+
+
+NEED_DATA = None
+Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgrade
+
+
+class _Stop(Exception):
+    """Raised inside a callback to stop llhttp at once (it reports HttpParserCallbackError)."""
+
+
+@dataclass
+class _Message:
+    url: bytes = b""
+    headers: Headers = field(default_factory=list)
+    head_bytes: int = 0
+    reason: bytes = b""
+
+
+class _Reader:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.events: deque[Event] = deque()
+        self.message = _Message()
+        self.in_head = True
+        self.raw_in_head = 0  # bytes fed since the message began, until its head is complete
+        self.error: ProtocolError | None = None
+        self.closed = False  # no more messages: an upgrade, or an error
+
+    def next_event(self) -> Event | None:
+        """The next event, or NEED_DATA; raises the ProtocolError once everything before it is out."""
+        if self.events:
+            return self.events.popleft()
+        if self.error is not None:
+            raise self.error
+        return NEED_DATA
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        self.message = _Message()
+        self.in_head = True
+        self.raw_in_head = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.message.url += url
+        self._count(len(url))
+
+    def on_status(self, reason: bytes) -> None:
+        self.message.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.message.headers.append((name, value))
+        if len(self.message.headers) > self.limits.max_headers:
+            self._fail(431, f"more than {self.limits.max_headers} headers")
+        self._count(len(name) + len(value) + 4)
+
+    def on_body(self, data: bytes) -> None:
+        self.events.append(Body(data))
+
+    def on_message_complete(self) -> None:
+        self.events.append(EndOfMessage())
+
+    def _count(self, size: int) -> None:
+        self.message.head_bytes += size
+        if self.message.head_bytes > self.limits.max_head_bytes:
+            self._fail(431, f"request head larger than {self.limits.max_head_bytes} bytes")
+
+    def _fail(self, status: int, message: str) -> None:
+        self.error = ProtocolError(status, message)
+        self.closed = True
+        raise _Stop
+
+    def _feed(self, parser: httptools.HttpRequestParser | httptools.HttpResponseParser, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.in_head:
+            self.raw_in_head += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.closed = True
+            offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else len(data)
+            self.events.append(Upgrade(bytes(data[offset:])))
+            return
+        except httptools.HttpParserCallbackError:
+            if self.error is None:  # a _Stop with no error is a deliberate end (HEAD), set up by the caller
+                self.closed = True
+            return
+        except httptools.HttpParserError as exc:
+            if self.error is None:
+                self.error = ProtocolError(400, f"malformed HTTP: {_parser_message(exc)}")
+            self.closed = True
+            return
+        if self.in_head and self.raw_in_head > self.limits.max_head_bytes + 1024:
+            # llhttp keeps a header it has not finished; this bounds it whatever the callbacks saw
+            self.error = ProtocolError(431, f"request head larger than {self.limits.max_head_bytes} bytes")
+            self.closed = True
+
+
+class RequestReader(_Reader):
+    """Requests from a client, one after another on a kept-alive connection."""
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        super().__init__(limits)
+        self.parser = httptools.HttpRequestParser(self)
+
+    def feed(self, data: bytes) -> None:
+        self._feed(self.parser, data)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        message = self.message
+        headers = message.headers
+        lengths = [v for n, v in headers if n.lower() == b"content-length"]
+        encodings = [v for n, v in headers if n.lower() == b"transfer-encoding"]
+        hosts = [v for n, v in headers if n.lower() == b"host"]
+        version = parser.get_http_version()
+        if encodings and lengths:
+            self._fail(400, "both Transfer-Encoding and Content-Length")
+        if len(lengths) > 1:
+            self._fail(400, "Content-Length given more than once")
+        if len(encodings) > 1 or (encodings and encodings[0].strip().lower() != b"chunked"):
+            self._fail(400, "Transfer-Encoding other than chunked")
+        length: int | None = None
+        if lengths:
+            if not lengths[0].strip().isdigit():
+                self._fail(400, "Content-Length is not a number")
+            length = int(lengths[0])
+        if len(hosts) > 1 or (not hosts and version == "1.1"):
+            self._fail(400, "exactly one Host header is required")
+        try:
+            host = hosts[0].decode("ascii").strip() if hosts else ""
+        except UnicodeDecodeError:
+            self._fail(400, "Host is not ASCII")
+        self.events.append(RequestHead(
+            method=parser.get_method(), target=message.url, version=version, headers=headers, host=host,
+            keep_alive=parser.should_keep_alive(), upgrade=parser.should_upgrade(), length=length,
+            chunked=bool(encodings),
+        ))
+
+
+class ResponseReader(_Reader):
+    """One upstream response (after any 1xx) to a request of ``method``."""
+
+    def __init__(self, method: bytes, limits: Limits = Limits()) -> None:
+        super().__init__(limits)
+        self.method = method
+        self.head_done = False  # a HEAD response ends at its head
+        self.parser = httptools.HttpResponseParser(self)
+
+    def feed(self, data: bytes) -> None:
+        self._feed(self.parser, data)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        headers = self.message.headers
+        status = parser.get_status_code()
+        lengths = [v for n, v in headers if n.lower() == b"content-length"]
+        chunked = any(n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in headers)
+        if len(set(lengths)) > 1:
+            self._fail(502, "the upstream sent conflicting Content-Length")
+        length = int(lengths[0]) if lengths and lengths[0].strip().isdigit() and not chunked else None
+        head_only = self.method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+        head = ResponseHead(
+            status=status, reason=self.message.reason, version=parser.get_http_version(), headers=headers,
+            keep_alive=parser.should_keep_alive(), length=None if head_only else length,
+            chunked=chunked and not head_only, bodiless=head_only,
+            until_close=not head_only and length is None and not chunked,
+        )
+        self.events.append(head)
+        if self.method == b"HEAD" and not 100 <= status < 200:
+            # llhttp cannot be told the request was HEAD; it would wait for a body that never comes.
+            self.events.append(EndOfMessage())
+            self.head_done = True
+            raise _Stop
+
+    def on_message_complete(self) -> None:
+        if not self.head_done:
+            self.events.append(EndOfMessage())
+
+    def feed_eof(self) -> None:
+        """The upstream closed: ends a read-until-close body, or is an error."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.in_head and self.events and isinstance(self.events[-1], EndOfMessage):
+            return
+        head_seen = not self.in_head
+        if head_seen:
+            try:
+                self.parser.feed_data(b"")  # never raises for a close-delimited body
+            except httptools.HttpParserError:
+                pass
+        last = self.events[-1] if self.events else None
+        if not isinstance(last, EndOfMessage):
+            self.error = ProtocolError(502, "the upstream closed the connection before its response ended"
+                                       if head_seen else "the upstream closed the connection without answering")
+
+
+def _parser_message(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def connection_tokens(headers: Headers) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def end_to_end(headers: Headers, keep: frozenset[bytes] = frozenset()) -> Headers:
+    """``headers`` without hop-by-hop ones (and those Connection names), except ``keep``."""
+    named = connection_tokens(headers)
+    drop = (HOP_BY_HOP | named) - keep
+    return [(n, v) for n, v in headers if n.lower() not in drop]
+
+
+def request_head(head: RequestHead, headers: Headers, *, upgrade: bool) -> bytes:
+    """The request line and ``headers`` (already end-to-end, plus framing) for the upstream."""
+    lines = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        lines += [name, b": ", value, b"\r\n"]
+    if upgrade:
+        lines.append(b"Connection: upgrade\r\n")
+    if head.chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    elif head.length is not None:
+        lines.append(b"Content-Length: %d\r\n" % head.length)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrade: bool = False,
+                  extra: Headers = ()) -> bytes:  # type: ignore[assignment]
+    reason = head.reason or REASONS.get(head.status, b"")
+    lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
+    keep = frozenset({b"upgrade"}) if upgrade else frozenset()
+    for name, value in end_to_end(head.headers, keep):
+        if name.lower() == b"content-length" and (chunked or head.length is None):
+            continue
+        lines += [name, b": ", value, b"\r\n"]
+    for name, value in extra:
+        lines += [name, b": ", value, b"\r\n"]
+    if upgrade:
+        lines.append(b"Connection: upgrade\r\n")
+    elif not keep_alive:
+        lines.append(b"Connection: close\r\n")
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    elif head.length is not None and not head.bodiless:
+        lines.append(b"Content-Length: %d\r\n" % head.length)
+    elif head.bodiless and head.length is None:
+        lengths = [v for n, v in head.headers if n.lower() == b"content-length"]
+        if lengths and head.status not in (204,) and not 100 <= head.status < 200:
+            lines.append(b"Content-Length: " + lengths[0].strip() + b"\r\n")  # HEAD/304 say what GET would
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+def simple_response(status: int, body: str, *, keep_alive: bool, head_only: bool = False,
+                    headers: Headers = ()) -> bytes:  # type: ignore[assignment]
+    """A short plain-text answer of the proxy's own (404, 502, ...)."""
+    payload = (body.rstrip("\n") + "\n").encode()
+    lines = [b"HTTP/1.1 %d " % status, REASONS.get(status, b""), b"\r\n",
+             b"Content-Type: text/plain; charset=utf-8\r\n", b"Content-Length: %d\r\n" % len(payload)]
+    for name, value in headers:
+        lines += [name, b": ", value, b"\r\n"]
+    if not keep_alive:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    if not head_only:
+        lines.append(payload)
+    return b"".join(lines)
