@@ -94,3 +94,22 @@ class ProxySettings:
     bind_retry: float = 5.0  # a port that could not be bound is tried again this often
     stats_interval: float = 2.0  # per-endpoint connection counts are published this often (when changed)
     resync_debounce: float = 0.0  # changes seen within this are applied together
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    header_timeout: float = 10.0  # a request's head must arrive within this of its first byte (slowloris)
+    keepalive_timeout: float = 75.0  # an idle kept-alive client connection is closed after this
+    body_timeout: float = 60.0  # longest wait for the next piece of a request body
+    tls_handshake_timeout: float = 10.0
+    connect_timeout: float = 5.0  # an endpoint that does not accept by then is skipped (504 if none does)
+    response_timeout: float = 60.0  # the upstream must start its answer within this (else 504)
+    upstream_idle_timeout: float = 30.0  # an unused upstream connection is closed after this
+    upstream_idle_per_endpoint: int = 64  # kept-alive upstream connections kept per endpoint
+    max_head_bytes: int = 32 * 1024  # request line and headers; more gets 431
+    max_headers: int = 100  # more gets 431
+    receive_bytes: int = 64 * 1024
+    listen_backlog: int = 4096
+    refused_penalty: float = 1.0  # an endpoint that refused a connection is tried last for this long
+    bind_retry: float = 5.0  # a port that could not be bound is tried again this often
+    resync_debounce: float = 0.05  # Ingress, Service, Endpoints and Secret changes within this are applied together

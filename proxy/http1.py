@@ -167,7 +167,7 @@ class _Reader:
         self.closed = True
         raise _Stop
 
-    def _feed(self, parser: httptools.HttpRequestParser | httptools.HttpResponseParser, data: bytes) -> None:
+    def _feed(self, parser: httptools.HttpRequestParser | httptools.HttpResponseParser, data: bytes | bytearray) -> None:
         if self.closed:
             return
         if self.in_head:
@@ -201,7 +201,7 @@ class RequestReader(_Reader):
         super().__init__(limits)
         self.parser = httptools.HttpRequestParser(self)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._feed(self.parser, data)
 
     def on_headers_complete(self) -> None:
@@ -244,9 +244,10 @@ class ResponseReader(_Reader):
         super().__init__(limits)
         self.method = method
         self.head_done = False  # a HEAD response ends at its head
+        self.until_close = False  # the current response's body ends when the upstream closes
         self.parser = httptools.HttpResponseParser(self)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._feed(self.parser, data)
 
     def on_headers_complete(self) -> None:
@@ -267,6 +268,7 @@ class ResponseReader(_Reader):
             until_close=not head_only and length is None and not chunked,
         )
         self.events.append(head)
+        self.until_close = head.until_close
         if self.method == b"HEAD" and not 100 <= status < 200:
             # llhttp cannot be told the request was HEAD; it would wait for a body that never comes.
             self.events.append(EndOfMessage())
@@ -275,25 +277,20 @@ class ResponseReader(_Reader):
 
     def on_message_complete(self) -> None:
         if not self.head_done:
+            self.until_close = False
             self.events.append(EndOfMessage())
 
     def feed_eof(self) -> None:
-        """The upstream closed: ends a read-until-close body, or is an error."""
+        """The upstream closed: the end of a read-until-close body, or an error."""
         if self.closed:
             return
         self.closed = True
-        if not self.in_head and self.events and isinstance(self.events[-1], EndOfMessage):
-            return
-        head_seen = not self.in_head
-        if head_seen:
-            try:
-                self.parser.feed_data(b"")  # never raises for a close-delimited body
-            except httptools.HttpParserError:
-                pass
-        last = self.events[-1] if self.events else None
-        if not isinstance(last, EndOfMessage):
-            self.error = ProtocolError(502, "the upstream closed the connection before its response ended"
-                                       if head_seen else "the upstream closed the connection without answering")
+        if self.until_close:
+            self.events.append(EndOfMessage())  # llhttp has no end-of-input call in httptools
+        elif self.in_head:
+            self.error = ProtocolError(502, "the upstream closed the connection without answering")
+        else:
+            self.error = ProtocolError(502, "the upstream closed the connection before its response ended")
 
 
 def _parser_message(exc: Exception) -> str:
@@ -340,7 +337,7 @@ def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrad
     lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
     keep = frozenset({b"upgrade"}) if upgrade else frozenset()
     for name, value in end_to_end(head.headers, keep):
-        if name.lower() == b"content-length" and (chunked or head.length is None):
+        if name.lower() == b"content-length":  # the framing is written below
             continue
         lines += [name, b": ", value, b"\r\n"]
     for name, value in extra:

@@ -17,6 +17,10 @@ Every Ingress of our class contributes its rules; together they make one table.
   defaultBackend, or both naming a TLS Secret for one host: the oldest
   (creationTimestamp, then namespace/name) wins; the others are reported as
   :class:`Conflict` s for Events.
+- HTTP to HTTPS: as ingress-nginx, a host with TLS is redirected (308) unless
+  its Ingress says ``ssl-redirect: "false"``; ``force-ssl-redirect: "true"``
+  redirects even without TLS. The annotations are read under ingress-nginx's
+  prefix and under ``kubemu.dev/``, so the same YAML works on both.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Backend:
     port_number: int | None = None
     port_name: str | None = None
     ingress: IngressKey = ("", "")
+    ssl_redirect: bool | None = None  # True: always; False: never; None: when the host has TLS
 
     def describe(self) -> str:
         port = self.port_number if self.port_number is not None else self.port_name
@@ -71,6 +76,16 @@ class RouteTable:
                 if _covers(prefix, clean):
                     return backend
         return self.default
+
+    def wants_https(self, host: str, backend: Backend | None) -> bool:
+        """Whether a plain-HTTP request for ``host`` routed to ``backend`` is redirected to HTTPS."""
+        if backend is None or backend.ssl_redirect is False:
+            return False
+        return backend.ssl_redirect is True or self.secret_for(host) is not None
+
+    def backends(self) -> set[Backend]:
+        found = {b for routes in self.hosts.values() for b in (*routes.exact.values(), *(b for _, b in routes.prefixes))}
+        return found | ({self.default} if self.default else set())
 
     def secret_for(self, server_name: str) -> tuple[str, str] | None:
         """The (namespace, name) of the TLS Secret for an SNI server name, if any."""
@@ -115,14 +130,32 @@ def _age(ingress: Obj) -> tuple[str, str, str]:
     return meta.get("creationTimestamp", ""), meta.get("namespace", "default"), meta.get("name", "")
 
 
-def _backend(raw: Any, key: IngressKey) -> Backend | None:
+def _backend(raw: Any, key: IngressKey, ssl_redirect: bool | None = None) -> Backend | None:
     service = (raw or {}).get("service") if isinstance(raw, dict) else None
     if not isinstance(service, dict) or not isinstance(service.get("name"), str):
         return None
     port = service.get("port") or {}
     number, name = port.get("number"), port.get("name")
     return Backend(key[0], service["name"], number if isinstance(number, int) else None,
-                   name if isinstance(name, str) else None, key)
+                   name if isinstance(name, str) else None, key, ssl_redirect)
+
+
+ANNOTATION_PREFIXES = ("nginx.ingress.kubernetes.io/", "kubemu.dev/")
+
+
+def _redirect_policy(meta: Obj) -> bool | None:
+    annotations = meta.get("annotations") or {}
+
+    def flag(name: str) -> str | None:
+        for prefix in ANNOTATION_PREFIXES:
+            value = annotations.get(prefix + name)
+            if isinstance(value, str):
+                return value.strip().lower()
+        return None
+
+    if flag("force-ssl-redirect") == "true":
+        return True
+    return False if flag("ssl-redirect") == "false" else None
 
 
 def ours(ingress: Obj, class_name: str, is_default_class: bool = True) -> bool:
@@ -141,7 +174,8 @@ def build(ingresses: Iterable[Obj]) -> RouteTable:
     for ingress in sorted(ingresses, key=_age):
         meta, spec = ingress.get("metadata") or {}, ingress.get("spec") or {}
         key: IngressKey = (meta.get("namespace", "default"), meta.get("name", ""))
-        default = _backend(spec.get("defaultBackend"), key)
+        redirect = _redirect_policy(meta)
+        default = _backend(spec.get("defaultBackend"), key, redirect)
         if default is not None:
             if table.default is None:
                 table.default = default
@@ -152,7 +186,7 @@ def build(ingresses: Iterable[Obj]) -> RouteTable:
         for rule in spec.get("rules") or []:
             host = normalize_host(rule.get("host") or "")
             for entry in ((rule.get("http") or {}).get("paths") or []):
-                backend = _backend(entry.get("backend"), key)
+                backend = _backend(entry.get("backend"), key, redirect)
                 if backend is None:
                     table.conflicts.append(Conflict(key, f"path {entry.get('path', '/')!r}: only Service backends "
                                                          f"are served"))

@@ -13,8 +13,9 @@ import trio
 from emulator.client import ApiClient, ClientConfig
 from emulator.errors import Expired, NotFound
 from emulator.home import Home
-from emulator.settings import ControllerSettings, NodeSettings, ProxySettings
+from emulator.settings import ControllerSettings, IngressSettings, NodeSettings, ProxySettings
 from nodeagent.agent import NodeOptions, serve_node
+from proxy.ingressproxy import IngressOptions, IngressProxy, serve_ingress
 from proxy.serviceproxy import ProxyOptions, ServiceProxy, serve_proxy
 
 Obj = dict[str, Any]
@@ -30,6 +31,8 @@ FAST_CONTROLLERS = ControllerSettings(
 )
 
 FAST_PROXY = ProxySettings(connect_timeout=2.0, refused_penalty=0.5, bind_retry=0.3, stats_interval=0.2)
+FAST_INGRESS = IngressSettings(header_timeout=1.0, connect_timeout=1.0, response_timeout=1.5, bind_retry=0.3,
+                               resync_debounce=0.02)
 
 
 @dataclass
@@ -56,6 +59,13 @@ class Cluster:
         proxy: ServiceProxy = await self.nursery.start(
             lambda task_status: serve_proxy(self.client, ProxyOptions(**options), settings, task_status=task_status))
         return proxy
+
+    async def start_ingress(self, settings: IngressSettings = FAST_INGRESS, **options: Any) -> IngressProxy:
+        """An ingress proxy in the test's loop, on free ports (``proxy.bound``) unless told otherwise."""
+        options = {"http_port": 0, "https_port": 0, **options}
+        ingress: IngressProxy = await self.nursery.start(
+            lambda task_status: serve_ingress(self.client, IngressOptions(**options), settings, task_status=task_status))
+        return ingress
 
     def stop_node(self, name: str) -> None:
         """The agent vanishes at once, as if its machine lost power (its spawner kills the pods)."""

@@ -389,9 +389,24 @@ def _ingress_row(ing: Obj, wide: bool, now: datetime) -> list[str]:
     hosts_cell = ",".join(hosts) or "*"
     if hosts and more:
         hosts_cell += f" + {len(rules) - 3} more..."
-    address = load_balancer_addresses((status(ing).get("loadBalancer") or {}).get("ingress"), wide)
+    balancers = (status(ing).get("loadBalancer") or {}).get("ingress")
+    address = load_balancer_addresses(balancers, wide)
+    # kubectl prints 80/443 from the spec; kubemu's ingress listens elsewhere (8080/8443), so the
+    # ports its status reports are printed instead, when it reports them.
+    served = sorted({p["port"] for b in balancers or [] for p in b.get("ports") or [] if isinstance(p.get("port"), int)})
+    ports = ", ".join(map(str, served)) if served else "80, 443" if spec(ing).get("tls") else "80"
     return [meta(ing).get("name", ""), spec(ing).get("ingressClassName") or "<none>", hosts_cell, address,
-            "80, 443" if spec(ing).get("tls") else "80", age(ing, now)]
+            ports, age(ing, now)]
+
+
+def _ingress_class_row(ic: Obj, wide: bool, now: datetime) -> list[str]:
+    params = spec(ic).get("parameters") or {}
+    described = "<none>"
+    if params:
+        group = params.get("apiGroup")
+        described = f"{params.get('kind', '')}.{group}/{params.get('name', '')}" if group \
+            else f"{params.get('kind', '')}/{params.get('name', '')}"
+    return [meta(ic).get("name", ""), spec(ic).get("controller", ""), described, age(ic, now)]
 
 
 def _pvc_row(pvc: Obj, wide: bool, now: datetime) -> list[str]:
@@ -464,6 +479,7 @@ KINDS: dict[str, tuple[list[str], list[str], RowFn]] = {
                _simple(lambda s: str(s.get("type", "")), lambda s: str(len(s.get("data") or {})))),
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], ["CONNECTIONS"], _endpoints_row),
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress_row),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [], _ingress_class_row),
     "PersistentVolumeClaim": (["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
                                "VOLUMEATTRIBUTESCLASS", "AGE"], ["VOLUMEMODE"], _pvc_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [], _event_row),

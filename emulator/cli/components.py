@@ -1,5 +1,5 @@
 """The long-running components, each runnable alone: ``kubemu apiserver``,
-``node`` and ``proxy`` (and, as its issue lands, ``ingress``)."""
+``node``, ``proxy`` and ``ingress``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import structlog
 import trio
@@ -69,6 +70,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     x.add_argument("--no-splice", action="store_true", help="copy bulk data through user space instead of os.splice")
     add_process_flags(x)
     x.set_defaults(handler=proxy)
+
+    i = sub.add_parser("ingress", help="run the ingress proxy alone, serving the cluster in the client config")
+    i.add_argument("--name", default="ingress", help="this ingress proxy's name, in its Events")
+    i.add_argument("--address", default="127.0.0.1", help="where to listen, and what Ingress status says")
+    i.add_argument("--http-port", type=int, default=8080, help="plain HTTP port (default 8080; -1: none)")
+    i.add_argument("--https-port", type=int, default=8443, help="HTTPS port (default 8443; -1: none)")
+    i.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME",
+                   help="an ingressClassName to serve (repeatable; default: kubemu and nginx)")
+    add_process_flags(i)
+    i.set_defaults(handler=ingress)
 
 
 def apiserver(args: argparse.Namespace) -> int:
@@ -158,14 +169,12 @@ def node(args: argparse.Namespace) -> int:
 
 
 def proxy(args: argparse.Namespace) -> int:
-    from emulator.client import open_client
     from emulator.settings import ProxySettings
     from proxy.serviceproxy import ProxyOptions, serve_proxy
 
     started = _joining(args, f"proxy/{args.name}")
     if started is None:
         return 1
-    config = started[1]
     addresses = tuple(a.strip() for a in args.nodeport_addresses.split(",") if a.strip())
     if not addresses:
         print("error: --nodeport-addresses: expected at least one address", file=sys.stderr)
@@ -173,11 +182,42 @@ def proxy(args: argparse.Namespace) -> int:
     options = ProxyOptions(name=args.name, nodeport_addresses=addresses, lb_address=args.lb_address or addresses[0],
                            splice=not args.no_splice)
     settings = ProxySettings()
+    return _run_joined(args, started[1], "proxy",
+                       lambda client, task_status: serve_proxy(client, options, settings, task_status=task_status))
+
+
+def ingress(args: argparse.Namespace) -> int:
+    from emulator.settings import IngressSettings
+    from proxy.ingressproxy import IngressOptions, serve_ingress
+
+    started = _joining(args, f"ingress/{args.name}")
+    if started is None:
+        return 1
+    ports = {}
+    for flag, port in (("--http-port", args.http_port), ("--https-port", args.https_port)):
+        if not -1 <= port <= 65535:
+            print(f"error: {flag} {port}: expected a port (0-65535), or -1 for none", file=sys.stderr)
+            return 1
+        ports[flag] = None if port == -1 else port
+    options = IngressOptions(name=args.name, address=args.address, http_port=ports["--http-port"],
+                             https_port=ports["--https-port"], classes=tuple(args.classes) or IngressOptions.classes)
+    settings = IngressSettings()
+    return _run_joined(args, started[1], "ingress",
+                       lambda client, task_status: serve_ingress(client, options, settings, task_status=task_status),
+                       ready=lambda proxy: proxy.bound.describe(options.address))
+
+
+def _run_joined(args: argparse.Namespace, config: ClientConfig, component: str, serve: Any,
+                ready: Any = None) -> int:
+    """Run ``serve(client, task_status)`` until SIGTERM/Ctrl-C; once it serves, say ``kubemu-ready``
+    and what ``ready(started value)`` tells (by default the component's name)."""
+    from emulator.client import open_client
 
     async def service(stopping: trio.Event) -> None:
-        async with open_client(config, name=f"kubemu-proxy/{args.name}") as client, trio.open_nursery() as nursery:
-            await nursery.start(lambda task_status: serve_proxy(client, options, settings, task_status=task_status))
-            sys.stdout.write(f"kubemu-ready {args.name}\n")
+        async with open_client(config, name=f"kubemu-{component}/{args.name}") as client, \
+                trio.open_nursery() as nursery:
+            started = await nursery.start(serve, client)
+            sys.stdout.write(f"kubemu-ready {ready(started) if ready else args.name}\n")
             sys.stdout.flush()
             await stopping.wait()
             nursery.cancel_scope.cancel()
@@ -186,5 +226,5 @@ def proxy(args: argparse.Namespace) -> int:
         trio.run(lambda: run_until_stopped(service, grace=2.0, parent_pipe=args.exit_with_parent))
     except KeyboardInterrupt:
         pass
-    structlog.get_logger("proxy").info("proxy_stopped", proxy=args.name)
+    structlog.get_logger(component).info(f"{component}_stopped", name=args.name)
     return 0

@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--api-port", type=int, default=6443, help="API port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address the API listens on")
     p.add_argument("--nodes", type=int, default=2, help="how many node agents to run (default 2)")
+    p.add_argument("--http-port", type=int, default=8080, help="the ingress's HTTP port (default 8080; 0: any free)")
+    p.add_argument("--https-port", type=int, default=8443, help="the ingress's HTTPS port (default 8443; 0: any free)")
     add_controller_flags(p)
     add_process_flags(p)
     p.set_defaults(handler=up)
@@ -111,7 +113,10 @@ class Supervisor:
                              + timings + flags)
         self.nodes = [Component(f"node-{i}", base + ["node", "--name", f"node-{i}"] + flags) for i in range(1, args.nodes + 1)]
         self.proxy = Component("proxy", base + ["proxy", "--name", "proxy"] + flags)
-        self.components = [self.api, *self.nodes, self.proxy]
+        self.ingress = Component("ingress", base + ["ingress", "--name", "ingress", "--address", args.host,
+                                                    "--http-port", str(args.http_port),
+                                                    "--https-port", str(args.https_port)] + flags)
+        self.components = [self.api, *self.nodes, self.proxy, self.ingress]
 
     async def run(self, stopping: trio.Event) -> None:
         async with trio.open_nursery() as nursery:
@@ -129,7 +134,9 @@ class Supervisor:
                 self._announce()
             await stopping.wait()
             # Stop front to back, each tier at once; the API last, so everyone can still report.
-            await self._stop(self.proxy)
+            async with trio.open_nursery() as stopper:
+                stopper.start_soon(self._stop, self.ingress)
+                stopper.start_soon(self._stop, self.proxy)
             async with trio.open_nursery() as stopper:
                 for component in self.nodes:
                     stopper.start_soon(self._stop, component)
@@ -142,6 +149,7 @@ class Supervisor:
         if self.nodes:
             print(f"  nodes         {', '.join(n.name for n in self.nodes)}", flush=True)
         print("  service proxy ClusterIP, NodePort and LoadBalancer Services on this machine", flush=True)
+        print(f"  ingress       {self.ingress.address}", flush=True)
         print(f"  client config {self.home.config}", flush=True)
         print("Try: kubemu get namespaces      Stop: Ctrl-C", flush=True)
 
@@ -166,6 +174,14 @@ class Supervisor:
             # Keep the port the API first got, so clients and nodes stay pointed at it.
             argv = list(component.argv)
             argv[argv.index("--port") + 1] = component.address.rpartition(":")[2]
+            return argv
+        if component is self.ingress and component.address:
+            # Likewise the ingress keeps the ports it got ("http://HOST:PORT https://HOST:PORT").
+            argv = list(component.argv)
+            for url in component.address.split():
+                scheme, _, rest = url.partition("://")
+                if scheme in ("http", "https") and rest.rpartition(":")[2].isdigit():
+                    argv[argv.index(f"--{scheme}-port") + 1] = rest.rpartition(":")[2]
             return argv
         return component.argv
 

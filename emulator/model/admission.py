@@ -30,7 +30,7 @@ from emulator.model.schemas_cluster import EVENT, NAMESPACE, NODE
 from emulator.model.schemas_config import CONFIG_MAP, SECRET, merge_string_data
 from emulator.model.schemas_pod import POD
 from emulator.model.schemas_revisions import CONTROLLER_REVISION
-from emulator.model.schemas_service import ENDPOINTS, INGRESS, SERVICE
+from emulator.model.schemas_service import ENDPOINTS, INGRESS, INGRESS_CLASS, SERVICE
 from emulator.model.schemas_storage import PERSISTENT_VOLUME_CLAIM
 from emulator.model.schemas_workloads import DEPLOYMENT, REPLICA_SET, STATEFUL_SET
 from emulator.model.validation import check_name
@@ -41,7 +41,7 @@ SCHEMAS: dict[str, KindSchema] = {
     schema.kind: schema
     for schema in (
         NAMESPACE, NODE, POD, CONFIG_MAP, SECRET, SERVICE, ENDPOINTS, EVENT, PERSISTENT_VOLUME_CLAIM,
-        DEPLOYMENT, REPLICA_SET, STATEFUL_SET, CONTROLLER_REVISION, INGRESS,
+        DEPLOYMENT, REPLICA_SET, STATEFUL_SET, CONTROLLER_REVISION, INGRESS, INGRESS_CLASS,
     )
 }
 assert SCHEMAS.keys() == kinds.KINDS.keys(), "every served kind needs a schema"

@@ -63,6 +63,8 @@ KINDS: dict[str, KindInfo] = {
         _kind("StatefulSet", "apps/v1", "statefulsets", ("sts",), has_spec=True, has_status=True),
         _kind("ControllerRevision", "apps/v1", "controllerrevisions", has_spec=False, has_status=False),
         _kind("Ingress", "networking.k8s.io/v1", "ingresses", ("ing",), has_spec=True, has_status=True),
+        _kind("IngressClass", "networking.k8s.io/v1", "ingressclasses", namespaced=False, has_spec=True,
+              has_status=False),
     )
 }
 

@@ -301,3 +301,32 @@ INGRESS = kind_schema(
     {"spec": INGRESS_SPEC},
     status=Obj({"loadBalancer": INGRESS_LOAD_BALANCER}),
 )
+
+
+def _check_controller(value: str, path: Path, ctx: Ctx) -> None:
+    domain, slash, rest = value.partition("/")
+    if len(value) > 250:
+        ctx.add(path, invalid_value(value, "must be no more than 250 characters"))
+    elif not slash or not rest or v.dns1123_subdomain(domain):
+        ctx.add(path, invalid_value(value, "must be a domain-prefixed path (such as \"acme.io/foo\")"))
+
+
+def _check_ingress_class_update(old: dict[str, Any], new: dict[str, Any], ctx: Ctx) -> None:
+    before, after = (old.get("spec") or {}).get("controller"), (new.get("spec") or {}).get("controller")
+    if before != after:
+        ctx.add(at(None, "spec", "controller"), invalid_value(after, IMMUTABLE))
+
+
+INGRESS_CLASS = kind_schema(
+    "IngressClass",
+    {"spec": Obj(
+        {
+            "controller": Str(checks=_check_controller),
+            "parameters": Obj({"apiGroup": STRING, "kind": STRING, "name": STRING,
+                               "scope": Str(enum=("Cluster", "Namespace")), "namespace": STRING},
+                              required=("kind", "name")),
+        },
+        required=("controller",),
+    )},
+    updates=(_check_ingress_class_update,),
+)

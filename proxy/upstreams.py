@@ -1,0 +1,114 @@
+"""Kept-alive connections to endpoints, reused across requests and clients.
+
+An upstream connection goes back to its endpoint's idle list when a response
+ended cleanly and both sides allow keep-alive. Taking one back checks first, with
+a non-blocking peek, that the pod has not closed it meanwhile (a server closes
+idle connections on its own schedule); connections unused for
+``upstream_idle_timeout`` are closed by :meth:`UpstreamPool.prune`. New
+connections are plain non-blocking sockets connected under ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import trio
+
+from emulator.settings import IngressSettings
+
+Address = tuple[str, int]
+
+
+class ConnectTimeout(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Upstream:
+    stream: trio.SocketStream
+    raw: socket.socket  # the same socket, for the liveness peek
+    address: Address
+    reused: bool = False
+    idle_since: float = 0.0
+
+
+class UpstreamPool:
+    def __init__(self, settings: IngressSettings) -> None:
+        self.settings = settings
+        self.idle: dict[Address, list[Upstream]] = {}
+        self.counters = {"connected": 0, "reused": 0, "stale": 0}
+
+    async def take(self, address: Address) -> Upstream:
+        """An open connection to ``address``: an idle one if any is still good, else a new one.
+
+        Raises OSError (refused, unreachable) or ConnectTimeout."""
+        idle = self.idle.get(address)
+        while idle:
+            upstream = idle.pop()
+            if _alive(upstream.raw):
+                upstream.reused = True
+                self.counters["reused"] += 1
+                return upstream
+            self.counters["stale"] += 1
+            upstream.stream.socket.close()
+        return await self.connect(address)
+
+    async def connect(self, address: Address) -> Upstream:
+        """A new connection to ``address``; raises OSError or ConnectTimeout."""
+        raw = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, socket.SOCK_STREAM)
+        sock = trio.socket.from_stdlib_socket(raw)
+        try:
+            with trio.move_on_after(self.settings.connect_timeout) as timer:
+                await sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        if timer.cancelled_caught:
+            sock.close()
+            raise ConnectTimeout(f"no answer from {address[0]}:{address[1]} within {self.settings.connect_timeout:g} s")
+        self.counters["connected"] += 1
+        return Upstream(trio.SocketStream(sock), raw, address)
+
+    def give_back(self, upstream: Upstream) -> None:
+        idle = self.idle.setdefault(upstream.address, [])
+        if len(idle) >= self.settings.upstream_idle_per_endpoint:
+            upstream.stream.socket.close()
+            return
+        upstream.idle_since = trio.current_time()
+        idle.append(upstream)
+
+    def prune(self, keep: set[Address] | None = None) -> None:
+        """Close connections idle too long, and all of those to endpoints not in ``keep``."""
+        limit = trio.current_time() - self.settings.upstream_idle_timeout
+        for address in list(self.idle):
+            idle = self.idle[address]
+            gone = keep is not None and address not in keep
+            fresh = [u for u in idle if not gone and u.idle_since > limit]
+            for upstream in idle:
+                if gone or upstream.idle_since <= limit:
+                    upstream.stream.socket.close()
+            if fresh:
+                self.idle[address] = fresh
+            else:
+                del self.idle[address]
+
+    def close(self) -> None:
+        for idle in self.idle.values():
+            for upstream in idle:
+                upstream.stream.socket.close()
+        self.idle.clear()
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.counters, "idle": sum(len(i) for i in self.idle.values())}
+
+
+def _alive(sock: socket.socket) -> bool:
+    """An idle connection is good while there is nothing to read on it: not EOF, not stray bytes."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return True
+    except OSError:
+        return False
+    return False
