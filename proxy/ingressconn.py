@@ -74,6 +74,10 @@ class ClientConnection:
         self.port = port
         self.reader = http1.RequestReader(routes.limits)
         self.eof = False
+        client = client_ip.encode()
+        self.forwarding = [(b"X-Forwarded-For", client), (b"X-Real-IP", client),  # the same for every request
+                           (b"X-Forwarded-Proto", scheme.encode()), (b"X-Forwarded-Port", str(port).encode())]
+        self.forwarded_for = b"for=" + (b'"[' + client + b']"' if b":" in client else client) + b";host="
 
     async def serve(self) -> None:
         try:
@@ -289,14 +293,9 @@ class Exchange:
         conn, head = self.conn, self.head
         keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
         headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep) if n.lower() not in FORWARDING]
-        client = conn.client_ip.encode()
         host = head.host.encode("latin-1")
-        node = b'"[' + client + b']"' if b":" in client else client
-        headers += [
-            (b"X-Forwarded-For", client), (b"X-Real-IP", client), (b"X-Forwarded-Proto", conn.scheme.encode()),
-            (b"X-Forwarded-Host", host), (b"X-Forwarded-Port", str(conn.port).encode()),
-            (b"Forwarded", b"for=" + node + b";host=" + _quoted(host) + b";proto=" + conn.scheme.encode()),
-        ]
+        headers += [(b"X-Forwarded-Host", host), *conn.forwarding,
+                    (b"Forwarded", conn.forwarded_for + _quoted(host) + b";proto=" + conn.scheme.encode())]
         return http1.request_head(head, headers, upgrade=head.upgrade)
 
     async def _send_body(self, scope: trio.CancelScope) -> None:
@@ -324,9 +323,13 @@ class Exchange:
             scope.cancel()  # the client or the upstream broke mid-body: this exchange is over
 
     async def _receive_upstream(self) -> bytes:
+        stream = self.upstream.stream
         with trio.move_on_after(self.settings.response_timeout) as timer:
             try:
-                data = await self.upstream.stream.receive_some(self.settings.receive_bytes)
+                if self.answer_begun:
+                    data = await stream.receive_some(self.settings.receive_bytes)
+                else:  # the request has just gone up: the answer cannot be there yet, so wait before reading
+                    data = await stream.receive_when_readable(self.settings.receive_bytes)
             except trio.BrokenResourceError:
                 if self.upstream.reused and not self.answer_begun:
                     raise StaleUpstream from None

@@ -19,6 +19,7 @@ IngressClass of another controller is marked the default.
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +32,12 @@ from emulator.client.events import EventRecorder
 from emulator.client.informer import Informer
 from emulator.errors import ApiError, NotFound
 from emulator.settings import IngressSettings
-from proxy import http1, ingressroutes, servicemap
+from proxy import http1, ingressroutes, rawstream, servicemap
 from proxy.balancer import Balancer
 from proxy.ingressconn import ClientConnection
 from proxy.ingressroutes import Backend, RouteTable
 from proxy.ingresstls import Certificates
+from proxy.rawstream import RawStream
 from proxy.upstreams import UpstreamPool
 
 log = structlog.get_logger("ingress")
@@ -131,21 +133,21 @@ class IngressProxy:
             else:
                 nursery.start_soon(self._serve, listener, scheme)
 
-    async def _bind(self, scheme: str, port: int) -> trio.SocketListener | None:
+    async def _bind(self, scheme: str, port: int) -> socket.socket | None:
         host = self.options.address
-        sock = trio.socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            await sock.bind((host, port))
+            sock.bind((host, port))
             sock.listen(self.settings.listen_backlog)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             sock.close()
-            message = f"cannot listen on {host}:{port} for {scheme.upper()}: {exc.strerror or exc}"
-            if port < 1024 and exc.errno == 13:
+            error = getattr(exc, "strerror", None) or str(exc)
+            message = f"cannot listen on {host}:{port} for {scheme.upper()}: {error}"
+            if port < 1024 and getattr(exc, "errno", None) == errno.EACCES:
                 message += " (ports below 1024 need root, or lower net.ipv4.ip_unprivileged_port_start)"
             if self.bound.problems.get(scheme) != message:
-                self.log.warning("listen_failed", scheme=scheme, address=f"{host}:{port}",
-                                 error=exc.strerror or str(exc))
+                self.log.warning("listen_failed", scheme=scheme, address=f"{host}:{port}", error=error)
             self.bound.problems[scheme] = message
             return None
         bound_port = sock.getsockname()[1]
@@ -155,7 +157,7 @@ class IngressProxy:
         if self.bound.problems.pop(scheme, None) is not None:
             self.log.info("listen_recovered", scheme=scheme)
         self.log.info("listening", scheme=scheme, address=f"{host}:{bound_port}")
-        return trio.SocketListener(sock)
+        return sock
 
     async def _retry_bind(self, nursery: trio.Nursery, scheme: str, port: int) -> None:
         while True:
@@ -166,34 +168,34 @@ class IngressProxy:
                 self._wakeup.set()  # the status gains the port
                 return
 
-    async def _serve(self, listener: trio.SocketListener, scheme: str) -> None:
-        port = listener.socket.getsockname()[1]
+    async def _serve(self, listener: socket.socket, scheme: str) -> None:
+        port = listener.getsockname()[1]
 
-        async def handler(stream: trio.SocketStream) -> None:
-            try:
-                client_ip = stream.socket.getpeername()[0]
-            except OSError:
-                await stream.aclose()
-                return
+        async def handler(stream: RawStream, client_ip: str) -> None:
             try:
                 if scheme == "https":
-                    tls = trio.SSLStream(stream, self.certificates.default, server_side=True,
-                                         https_compatible=True)
+                    tls = trio.SSLStream(stream, self.certificates.default, server_side=True, https_compatible=True)
                     with trio.move_on_after(self.settings.tls_handshake_timeout) as timer:
                         await tls.do_handshake()
                     if timer.cancelled_caught:
-                        await trio.aclose_forcefully(tls)
+                        stream.close()
                         return
                     await ClientConnection(self, tls, client_ip, scheme="https", port=port).serve()
                 else:
                     await ClientConnection(self, stream, client_ip, scheme="http", port=port).serve()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                await trio.aclose_forcefully(stream)
+                pass
             except Exception:  # a bug must cost one connection, never the ingress
                 self.log.exception("connection_failed", client=client_ip)
-                await trio.aclose_forcefully(stream)
+            finally:
+                stream.close()
 
-        await trio.serve_listeners(handler, [listener])
+        try:
+            async with trio.open_nursery() as connections:
+                await rawstream.serve(listener, handler, connections)
+        finally:
+            trio.lowlevel.notify_closing(listener)
+            listener.close()
 
     async def _resync_loop(self) -> None:
         while True:

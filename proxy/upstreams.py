@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import trio
 
 from emulator.settings import IngressSettings
+from proxy.rawstream import RawStream, connect
 
 Address = tuple[str, int]
 
@@ -26,8 +27,7 @@ class ConnectTimeout(Exception):
 
 @dataclass(eq=False)
 class Upstream:
-    stream: trio.SocketStream
-    raw: socket.socket  # the same socket, for the liveness peek
+    stream: RawStream
     address: Address
     reused: bool = False
     idle_since: float = 0.0
@@ -46,34 +46,26 @@ class UpstreamPool:
         idle = self.idle.get(address)
         while idle:
             upstream = idle.pop()
-            if _alive(upstream.raw):
+            if _alive(upstream.stream.socket):
                 upstream.reused = True
                 self.counters["reused"] += 1
                 return upstream
             self.counters["stale"] += 1
-            upstream.stream.socket.close()
+            upstream.stream.close()
         return await self.connect(address)
 
     async def connect(self, address: Address) -> Upstream:
         """A new connection to ``address``; raises OSError or ConnectTimeout."""
-        raw = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, socket.SOCK_STREAM)
-        sock = trio.socket.from_stdlib_socket(raw)
-        try:
-            with trio.move_on_after(self.settings.connect_timeout) as timer:
-                await sock.connect(address)
-        except BaseException:
-            sock.close()
-            raise
-        if timer.cancelled_caught:
-            sock.close()
-            raise ConnectTimeout(f"no answer from {address[0]}:{address[1]} within {self.settings.connect_timeout:g} s")
-        self.counters["connected"] += 1
-        return Upstream(trio.SocketStream(sock), raw, address)
+        with trio.move_on_after(self.settings.connect_timeout):
+            stream = await connect(address)
+            self.counters["connected"] += 1
+            return Upstream(stream, address)
+        raise ConnectTimeout(f"no answer from {address[0]}:{address[1]} within {self.settings.connect_timeout:g} s")
 
     def give_back(self, upstream: Upstream) -> None:
         idle = self.idle.setdefault(upstream.address, [])
         if len(idle) >= self.settings.upstream_idle_per_endpoint:
-            upstream.stream.socket.close()
+            upstream.stream.close()
             return
         upstream.idle_since = trio.current_time()
         idle.append(upstream)
@@ -87,7 +79,7 @@ class UpstreamPool:
             fresh = [u for u in idle if not gone and u.idle_since > limit]
             for upstream in idle:
                 if gone or upstream.idle_since <= limit:
-                    upstream.stream.socket.close()
+                    upstream.stream.close()
             if fresh:
                 self.idle[address] = fresh
             else:
@@ -96,7 +88,7 @@ class UpstreamPool:
     def close(self) -> None:
         for idle in self.idle.values():
             for upstream in idle:
-                upstream.stream.socket.close()
+                upstream.stream.close()
         self.idle.clear()
 
     def statistics(self) -> dict[str, int]:

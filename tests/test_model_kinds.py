@@ -68,13 +68,15 @@ def test_group_version_and_scope() -> None:
     assert KINDS["Pod"].group == "" and KINDS["Pod"].version == "v1"
     assert KINDS["Deployment"].group == "apps"
     assert KINDS["Ingress"].group == "networking.k8s.io"
-    assert not KINDS["Namespace"].namespaced and not KINDS["Node"].namespaced
-    assert all(KINDS[k].namespaced for k in KINDS if k not in ("Namespace", "Node"))
+    assert not any(KINDS[k].namespaced for k in ("Namespace", "Node", "IngressClass"))
+    assert all(KINDS[k].namespaced for k in KINDS if k not in ("Namespace", "Node", "IngressClass"))
 
 
 def test_spec_and_status_flags() -> None:
-    assert {k for k, i in KINDS.items() if i.has_spec} == {"Pod", "Deployment", "ReplicaSet", "StatefulSet", "Ingress"}
-    assert {k for k, i in KINDS.items() if not i.has_status} == {"ConfigMap", "Secret", "Endpoints", "Event", "ControllerRevision"}
+    assert {k for k, i in KINDS.items() if i.has_spec} == {"Pod", "Deployment", "ReplicaSet", "StatefulSet", "Ingress",
+                                                                   "IngressClass"}
+    assert {k for k, i in KINDS.items() if not i.has_status} == {"ConfigMap", "Secret", "Endpoints", "Event", "ControllerRevision",
+                                                                       "IngressClass"}
 
 
 def test_for_object() -> None:

@@ -19,6 +19,8 @@ BASES: dict[str, dict[str, Any]] = {
     "Ingress": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
                 "spec": {"rules": [{"host": "a.example.com", "http": {"paths": [
                     {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "IngressClass": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "kubemu"},
+                     "spec": {"controller": "kubemu.dev/ingress"}},
     "ConfigMap": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a.conf": "x"}},
     "Secret": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "cGFzcw=="}},
     "PersistentVolumeClaim": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
@@ -108,6 +110,11 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("Endpoints", {"subsets.0.ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}, "subsets[0].ports[1].name", 'Duplicate value: "a"'),
     ("Endpoints", {"subsets.0.ports": [{"port": 65536}]}, "subsets[0].ports[0].port", "Invalid value: 65536: must be between 1 and 65535, inclusive"),
     ("Endpoints", {"subsets.0.ports": [{"port": 1, "protocol": "tcp"}]}, "subsets[0].ports[0].protocol", 'Unsupported value: "tcp"'),
+    # IngressClass
+    ("IngressClass", {"spec": {}}, "spec.controller", "Required value"),
+    ("IngressClass", {"spec.controller": "nginx"}, "spec.controller", 'Invalid value: "nginx": must be a domain-prefixed path'),
+    ("IngressClass", {"spec.controller": "Bad_Domain/x"}, "spec.controller", 'Invalid value: "Bad_Domain/x": must be a domain-prefixed'),
+    ("IngressClass", {"spec.parameters": {"kind": "X"}}, "spec.parameters.name", "Required value"),
     # Ingress
     ("Ingress", {"spec": {"tls": []}}, "spec", "Invalid value: null: either `defaultBackend` or `rules` must be specified"),
     ("Ingress", {"spec.rules.0.host": "10.0.0.1"}, "spec.rules[0].host", 'Invalid value: "10.0.0.1": must be a DNS name, not an IP address'),
@@ -278,6 +285,12 @@ def test_secret_type_is_immutable() -> None:
     old = prepare_create(BASES["Secret"])
     new = edited("Secret", {"type": "example.com/custom"})
     assert causes_of(new, old) == [("type", 'Invalid value: "example.com/custom": field is immutable')]
+
+
+def test_ingress_class_controller_is_immutable() -> None:
+    old = prepare_create(BASES["IngressClass"])
+    new = edited("IngressClass", {"spec.controller": "example.com/other"})
+    assert causes_of(new, old) == [("spec.controller", 'Invalid value: "example.com/other": field is immutable')]
 
 
 def test_claim_spec_is_immutable_but_storage_may_grow() -> None:

@@ -50,7 +50,7 @@ class Up:
 
 async def start_up(home: Home, nursery: trio.Nursery) -> Up:
     process = await trio.lowlevel.open_process(
-        KUBEMU + ["up", "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
+        KUBEMU + ["up", "--api-port", "0", "--http-port", "0", "--https-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
     )
     up = Up(process)
     nursery.start_soon(up.drain)
@@ -146,6 +146,14 @@ spec:
   type: NodePort
   selector: {app: hello}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: hello}
+spec:
+  rules:
+  - host: hello.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: hello, port: {number: 80}}}}]}
 """
 
 
@@ -169,6 +177,21 @@ async def test_up_serves_services_through_its_proxy(home: Home, nursery: trio.Nu
                     except (OSError, trio.BrokenResourceError):
                         await trio.sleep(0.2)
         assert all(a.startswith(b"hello-") for a in answers)
+
+        # The ingress is up too, on the port it announced; the pod speaks no HTTP, so the answer
+        # it gives back is passed on as what it is (or refused as a malformed response).
+        line = next(l for l in up.output.decode().splitlines() if l.strip().startswith("ingress"))
+        http_port = int(line.split()[1].rpartition(":")[2])
+        with trio.fail_after(10):
+            while True:
+                async with await trio.open_tcp_stream("127.0.0.1", http_port) as stream:
+                    await stream.send_all(b"GET / HTTP/1.1\r\nHost: nowhere.example\r\n\r\n")
+                    reply = await stream.receive_some(1000)
+                if reply.startswith(b"HTTP/1.1 404"):
+                    break
+                await trio.sleep(0.1)
+        listed = await kubemu(home, "get", "ingress", "hello")
+        assert b"hello.example" in listed.stdout and b"127.0.0.1" in listed.stdout and str(http_port).encode() in listed.stdout
     finally:
         assert await up.stop() == 0
     assert processes_with_home(home.root) == []
