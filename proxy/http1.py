@@ -167,13 +167,15 @@ class _Reader:
         self.closed = True
         raise _Stop
 
-    def _feed(self, parser: httptools.HttpRequestParser | httptools.HttpResponseParser, data: bytes | bytearray) -> None:
+    parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+
+    def feed(self, data: bytes | bytearray) -> None:
         if self.closed:
             return
         if self.in_head:
             self.raw_in_head += len(data)
         try:
-            parser.feed_data(data)
+            self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.closed = True
             offset = upgrade.args[0] if upgrade.args and isinstance(upgrade.args[0], int) else len(data)
@@ -197,12 +199,11 @@ class _Reader:
 class RequestReader(_Reader):
     """Requests from a client, one after another on a kept-alive connection."""
 
+    parser: httptools.HttpRequestParser
+
     def __init__(self, limits: Limits = Limits()) -> None:
         super().__init__(limits)
         self.parser = httptools.HttpRequestParser(self)
-
-    def feed(self, data: bytes | bytearray) -> None:
-        self._feed(self.parser, data)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -240,15 +241,14 @@ class RequestReader(_Reader):
 class ResponseReader(_Reader):
     """One upstream response (after any 1xx) to a request of ``method``."""
 
+    parser: httptools.HttpResponseParser
+
     def __init__(self, method: bytes, limits: Limits = Limits()) -> None:
         super().__init__(limits)
         self.method = method
         self.head_done = False  # a HEAD response ends at its head
         self.until_close = False  # the current response's body ends when the upstream closes
         self.parser = httptools.HttpResponseParser(self)
-
-    def feed(self, data: bytes | bytearray) -> None:
-        self._feed(self.parser, data)
 
     def on_headers_complete(self) -> None:
         self.in_head = False

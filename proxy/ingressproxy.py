@@ -116,6 +116,8 @@ class IngressProxy:
                     await nursery.start(informer.run)
                 self.sync()
                 await self._listen(nursery)
+                if self.bound.problems:
+                    self.sync()  # to put the problem on the Ingresses as Events
                 nursery.start_soon(self._resync_loop)
                 nursery.start_soon(self._prune_loop)
                 await self._write_statuses()
@@ -229,8 +231,9 @@ class IngressProxy:
 
     def sync(self) -> None:
         """Rebuild the table and the balancers behind it; never raises."""
+        ours = self.ours()
         try:
-            table = ingressroutes.build(self.ours())
+            table = ingressroutes.build(ours)
         except Exception:  # the API validated them, but the ingress must survive anything
             self.log.exception("ingress_sync_failed")
             return
@@ -254,7 +257,7 @@ class IngressProxy:
         for secret in secrets:
             self.certificates.context_of(secret)  # made now, not in a handshake
         self.certificates.forget(secrets)
-        self._report(table)
+        self._report(table, ours)
 
     def _resolve(self, backend: Backend) -> BalancerKey | None:
         service = self.services.get(backend.service, backend.namespace)
@@ -266,8 +269,12 @@ class IngressProxy:
                 return backend.namespace, backend.service, port.get("name") or ""
         return None
 
-    def _report(self, table: RouteTable) -> None:
+    def _report(self, table: RouteTable, ours: list[Obj]) -> None:
         problems = [(c.ingress, "Conflict", c.message) for c in table.conflicts]
+        for served in ours:  # a port another program holds: said where the user looks, on the Ingress
+            for message in self.bound.problems.values():
+                problems.append(((served["metadata"]["namespace"], served["metadata"]["name"]), "FailedToListen",
+                                 message))
         for host, secret in table.tls.items():
             problem = self.certificates.problems.get(secret)
             if problem:

@@ -352,3 +352,22 @@ async def test_conflicts_oldest_wins_and_changes_apply_without_restart(cluster: 
     await cluster.client.create(ingress("ours", [rule("e.example", ("/", "Prefix", "first"))], ingressClassName="kubemu"))
     await routed(ing, "e.example", "/")
     assert (await get(ing.bound.http or 0, "d.example", "/")).status == 404  # another controller's class
+
+
+@pytest.mark.deadline(60)
+async def test_a_taken_port_is_reported_and_taken_when_free(cluster: Cluster) -> None:
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    await serve_app(cluster, "app")
+    created = await cluster.client.create(ingress("app", [rule(None, ("/", "Prefix", "app"))]))
+    ing = await cluster.start_ingress(http_port=port)
+    assert ing.bound.http is None and ing.bound.https is not None  # HTTPS serves on regardless
+    event = await wait_for_event(cluster.client, created, lambda e: e["reason"] == "FailedToListen")
+    assert f"127.0.0.1:{port}" in event["message"] and "in use" in event["message"]
+    holder.close()
+    await wait_for(cluster.client, "Ingress", "app", lambda i: port in [
+        p["port"] for e in (i or {}).get("status", {}).get("loadBalancer", {}).get("ingress", []) for p in e["ports"]])
+    assert echoed(await routed(ing, "any", "/"))["pod"].startswith("app-")
