@@ -33,6 +33,7 @@ from typing import Any
 
 IDENTITY_CIDR = "127.112.0.0/12"  # as emulator/server/ipam.py and emulator/controllers/identity.py
 POD_IP_ANNOTATION = "kubemu.dev/pod-ip"
+MAX_SKIPPED = 64  # addresses passed over for a taken port, at most, before one is taken anyway
 _IDENTITY_NETWORK = ipaddress.IPv4Network(IDENTITY_CIDR)
 
 
@@ -75,13 +76,15 @@ class PodAddresses:
 
     def allocate(self, ports: tuple[int, ...] = ()) -> str:
         size = self.network.num_addresses
+        skipped = 0
         for _ in range(size):
             offset = self._next
             self._next = self._next + 1 if self._next + 1 < size - 1 else 2
             address = str(self.network.network_address + offset)
             if address.endswith(".0") or address.endswith(".255") or address in self.in_use:
                 continue
-            if any(port_taken(address, port) for port in ports):
+            if skipped < MAX_SKIPPED and any(port_taken(address, port) for port in ports):
+                skipped += 1  # (a listener on every address, 0.0.0.0, would skip them all: stop early)
                 continue
             self.in_use.add(address)
             self._save()

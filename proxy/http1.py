@@ -123,6 +123,7 @@ class _Reader:
         self.raw_in_head = 0  # bytes fed since the message began, until its head is complete
         self.error: ProtocolError | None = None
         self.closed = False  # no more messages: an upgrade, or an error
+        self.head_begun = False
 
     def next_event(self) -> Event | None:
         """The next event, or NEED_DATA; raises the ProtocolError once everything before it is out."""
@@ -137,6 +138,7 @@ class _Reader:
         self.message = _Message()
         self.in_head = True
         self.raw_in_head = 0
+        self.head_begun = True  # some of a head has arrived (for the header timeout)
 
     def on_url(self, url: bytes) -> None:
         self.message.url += url
@@ -207,6 +209,7 @@ class RequestReader(_Reader):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.head_begun = False
         parser = self.parser
         message = self.message
         headers = message.headers
@@ -225,6 +228,9 @@ class RequestReader(_Reader):
             if not lengths[0].strip().isdigit():
                 self._fail(400, "Content-Length is not a number")
             length = int(lengths[0])
+        if parser.should_upgrade() and (length or encodings):
+            # llhttp skips the body of an upgrade request, so it would never be forwarded
+            self._fail(400, "an Upgrade request cannot carry a body here")
         if len(hosts) > 1 or (not hosts and version == "1.1"):
             self._fail(400, "exactly one Host header is required")
         try:
@@ -252,6 +258,7 @@ class ResponseReader(_Reader):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.head_begun = False
         parser = self.parser
         headers = self.message.headers
         status = parser.get_status_code()
@@ -320,6 +327,8 @@ def request_head(head: RequestHead, headers: Headers, *, upgrade: bool) -> bytes
     """The request line and ``headers`` (already end-to-end, plus framing) for the upstream."""
     lines = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     for name, value in headers:
+        if name.lower() == b"content-length":  # the framing is written below, once
+            continue
         lines += [name, b": ", value, b"\r\n"]
     if upgrade:
         lines.append(b"Connection: upgrade\r\n")
@@ -332,7 +341,7 @@ def request_head(head: RequestHead, headers: Headers, *, upgrade: bool) -> bytes
 
 
 def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrade: bool = False,
-                  extra: Headers = ()) -> bytes:  # type: ignore[assignment]
+                  http10_client: bool = False, extra: Headers = ()) -> bytes:  # type: ignore[assignment]
     reason = head.reason or REASONS.get(head.status, b"")
     lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
     keep = frozenset({b"upgrade"}) if upgrade else frozenset()
@@ -346,6 +355,8 @@ def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrad
         lines.append(b"Connection: upgrade\r\n")
     elif not keep_alive:
         lines.append(b"Connection: close\r\n")
+    elif http10_client:  # an HTTP/1.0 client assumes close unless told otherwise
+        lines.append(b"Connection: keep-alive\r\n")
     if chunked:
         lines.append(b"Transfer-Encoding: chunked\r\n")
     elif head.length is not None and not head.bodiless:

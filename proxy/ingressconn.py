@@ -17,6 +17,7 @@ a byte tunnel after the 101. The proxy's own answers are short plain text:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,11 +28,14 @@ from emulator.settings import IngressSettings
 from proxy import http1
 from proxy.balancer import Balancer, Endpoint
 from proxy.http1 import Body, EndOfMessage, RequestHead, ResponseHead, Upgrade
-from proxy.ingressroutes import Backend
+from proxy.ingressroutes import Backend, request_path
 from proxy.upstreams import ConnectTimeout, Upstream, UpstreamPool
 
 log = structlog.get_logger("ingress")
 
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                         b"x-real-ip", b"forwarded"})
 
@@ -74,6 +78,7 @@ class ClientConnection:
         self.port = port
         self.reader = http1.RequestReader(routes.limits)
         self.eof = False
+        self.unread_body = False  # a request body was left unread: close gently
         client = client_ip.encode()
         self.forwarding = [(b"X-Forwarded-For", client), (b"X-Real-IP", client),  # the same for every request
                            (b"X-Forwarded-Proto", scheme.encode()), (b"X-Forwarded-Port", str(port).encode())]
@@ -90,8 +95,22 @@ class ClientConnection:
         except (_ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
+            with trio.CancelScope(shield=True), trio.move_on_after(LINGER_SECONDS):
+                if self.unread_body and not self.eof:
+                    await self._linger()
                 await self.stream.aclose()
+
+    async def _linger(self) -> None:
+        """Closing with unread request bytes would reset the connection and could destroy the answer
+        just sent (as nginx's lingering_close): say we are done, then read and drop for a while."""
+        try:
+            if isinstance(self.stream, trio.abc.HalfCloseableStream):
+                await self.stream.send_eof()
+            drained = 0
+            while drained < LINGER_BYTES and (data := await self.stream.receive_some(self.settings.receive_bytes)):
+                drained += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
     # -- reading the client --------------------------------------------------------
 
@@ -108,6 +127,9 @@ class ClientConnection:
         started = False
         try:
             while True:
+                if not started and self.reader.head_begun:  # the header timeout runs from the head's first byte
+                    started = True
+                    deadline = trio.current_time() + self.settings.header_timeout
                 event = self.reader.next_event()
                 if isinstance(event, RequestHead):
                     return event
@@ -115,9 +137,6 @@ class ClientConnection:
                     continue  # the end of a bodiless request already answered
                 if event is not None:  # stray body bytes can only follow an error already answered
                     return None
-                if not started and self.reader.raw_in_head:
-                    started = True
-                    deadline = trio.current_time() + self.settings.header_timeout
                 with trio.move_on_at(deadline) as timer:
                     await self._receive()
                 if timer.cancelled_caught:
@@ -126,6 +145,7 @@ class ClientConnection:
                     return None
         except http1.ProtocolError as exc:
             log.info("request_refused", client=self.client_ip, status=exc.status, reason=str(exc))
+            self.unread_body = True
             await self._answer(exc.status, str(exc), keep_alive=False)
             return None
 
@@ -145,6 +165,7 @@ class ClientConnection:
         except Answer as answer:
             # A body not read cannot be skipped reliably: answer, then close.
             keep = head.keep_alive and not head.has_body and not head.upgrade
+            self.unread_body = head.has_body
             await self._answer(answer.status, answer.message, keep_alive=keep, head_only=head.method == b"HEAD",
                                headers=answer.headers)
             return keep
@@ -153,9 +174,12 @@ class ClientConnection:
                 try:
                     return await Exchange(self, head, upstream).run()
                 except StaleUpstream:  # the pod closed a kept-alive connection just as it was reused
+                    if head.has_body or head.method not in IDEMPOTENT:
+                        raise Answer(502, "the upstream closed the connection without answering") from None
                     upstream = await self._fresh(endpoint, backend)
             return await Exchange(self, head, upstream).run()
         except Answer as answer:
+            self.unread_body = self.unread_body or head.has_body
             await self._answer(answer.status, answer.message, keep_alive=False, head_only=head.method == b"HEAD")
             return False
         finally:
@@ -173,15 +197,19 @@ class ClientConnection:
     def _route(self, head: RequestHead) -> tuple[Balancer, Backend]:
         if head.method == b"CONNECT":
             raise Answer(405, "CONNECT is not supported here")
-        path = head.target.decode("latin-1")
-        backend, to_https = self.routes.route(head.host, path)
-        if to_https and self.scheme == "http" and self.routes.https_port is not None:
-            host = http1_host(head.host)
+        target = head.target.decode("latin-1")
+        matched = request_path(target)
+        if matched is None:
+            raise Answer(400, f"not a usable request target: {target[:100]!r}")
+        host, path = matched[0] or head.host, matched[1]
+        backend, to_https = self.routes.route(host, path)
+        if to_https and self.scheme == "http" and self.routes.https_port is not None and http1_host(host):
+            host = http1_host(host)
             port = "" if self.routes.https_port == 443 else f":{self.routes.https_port}"
-            raise Answer(308, "moved to HTTPS", [(b"Location", f"https://{host}{port}{path}".encode("latin-1"))])
+            location = target if target.startswith("/") else "/" + target.split("://", 1)[-1].partition("/")[2]
+            raise Answer(308, "moved to HTTPS", [(b"Location", f"https://{host}{port}{location}".encode("latin-1"))])
         if backend is None:
-            raise Answer(404, f"no Ingress rule for host {http1_host(head.host) or '-'!r} and path "
-                             f"{path.split('?')[0]!r}")
+            raise Answer(404, f"no Ingress rule for host {http1_host(host) or '-'!r} and path {path!r}")
         balancer = self.routes.balancer(backend)
         if balancer is None:
             raise Answer(503, f"service {backend.describe()} not found")
@@ -233,8 +261,10 @@ class Exchange:
         self.body_sent = not head.has_body
         self.body_begun = False
         self.answer_begun = False  # some of the upstream's answer was received
-        self.response_started = False  # some of the answer reached the client
+        self.response_started = False  # the final answer's head reached the client
         self.keep_client = False
+        self.client_error: Answer | None = None  # the request body broke (400) or stalled (408)
+        self.body_abandoned = False  # the upstream stopped taking the body: its answer decides
 
     async def run(self) -> bool:
         """True when the client connection may carry another request."""
@@ -256,6 +286,8 @@ class Exchange:
                     await trio.aclose_forcefully(self.upstream.stream)
 
     async def _fail(self, status: int, message: str) -> bool:
+        if not self.body_sent:
+            self.conn.unread_body = True
         if not self.response_started:
             log.info("upstream_failed", status=status, endpoint=f"{self.upstream.address[0]}:{self.upstream.address[1]}",
                      reason=message)
@@ -281,19 +313,26 @@ class Exchange:
                     OSError) as exc:
                 failure = exc
             nursery.cancel_scope.cancel()
+        if self.client_error is not None:
+            raise self.client_error
         if failure is not None:
             if isinstance(failure, StaleUpstream) and self.body_begun:
                 raise Answer(502, "the upstream closed the connection without answering")
             raise failure
         if result is None or not self.body_sent:  # the client left mid-body, or was answered before it ended
+            self.conn.unread_body = True
             return False, False
         return result
 
     def _request_head(self) -> bytes:
         conn, head = self.conn, self.head
         keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
-        headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep) if n.lower() not in FORWARDING]
+        # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
+        headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep)
+                   if n.lower() not in FORWARDING and b"_" not in n]
         host = head.host.encode("latin-1")
+        if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
+            headers.append((b"Host", f"{self.upstream.address[0]}:{self.upstream.address[1]}".encode()))
         headers += [(b"X-Forwarded-Host", host), *conn.forwarding,
                     (b"Forwarded", conn.forwarded_for + _quoted(host) + b";proto=" + conn.scheme.encode())]
         return http1.request_head(head, headers, upgrade=head.upgrade)
@@ -308,7 +347,9 @@ class Exchange:
                     with trio.move_on_after(self.settings.body_timeout) as timer:
                         await conn._receive()
                     if timer.cancelled_caught:
-                        raise _ClientGone
+                        self.client_error = Answer(408, f"the request body stalled for {self.settings.body_timeout:g} s")
+                        scope.cancel()
+                        return
                 elif isinstance(event, Body):
                     self.body_begun = True
                     await out.send_all(http1.chunk(event.data) if head.chunked else event.data)
@@ -319,12 +360,21 @@ class Exchange:
                     return
                 else:
                     raise _ClientGone
-        except (_ClientGone, http1.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            scope.cancel()  # the client or the upstream broke mid-body: this exchange is over
+        except http1.ProtocolError as exc:
+            self.client_error = Answer(exc.status, f"bad request body: {exc}")
+            scope.cancel()
+        except (_ClientGone, trio.ClosedResourceError):
+            scope.cancel()  # the client left mid-body: this exchange is over
+        except (trio.BrokenResourceError, OSError):
+            # The upstream stopped reading (say, an early 413 and a close): its answer, or the
+            # lack of one (502), is what the client gets; the relay is still reading it.
+            self.body_abandoned = True
 
     async def _receive_upstream(self) -> bytes:
         stream = self.upstream.stream
-        with trio.move_on_after(self.settings.response_timeout) as timer:
+        # As nginx's proxy_read_timeout, the wait for an answer starts once the request is all sent.
+        timeout = self.settings.response_timeout if self.body_sent or self.body_abandoned else math.inf
+        with trio.move_on_after(timeout) as timer:
             try:
                 if self.answer_begun:
                     data = await stream.receive_some(self.settings.receive_bytes)
@@ -355,7 +405,7 @@ class Exchange:
                 raise Answer(502, str(exc)) from None
             if event is None:
                 if out:
-                    await self._to_client(out)
+                    await self._to_client(out, final=response is not None)
                 data = await self._receive_upstream()
                 if data:
                     reader.feed(data)
@@ -367,36 +417,43 @@ class Exchange:
                         out.append(http1.response_head(event, chunked=False, keep_alive=True))
                     continue
                 response = event
-                if event.status == 101 and head.upgrade:
+                if event.status == 101:
+                    if not head.upgrade:
+                        raise Answer(502, "the upstream switched protocols though the request did not ask to")
                     out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
                     continue
                 chunked_out = (event.chunked or event.until_close) and head.version == "1.1"
                 framed = event.bodiless or event.length is not None or chunked_out
-                self.keep_client = head.keep_alive and framed and not head.upgrade
-                out.append(http1.response_head(event, chunked=chunked_out, keep_alive=self.keep_client))
+                # An answer that comes before the whole body went up ends the connection (Connection: close).
+                self.keep_client = head.keep_alive and framed and not head.upgrade and self.body_sent
+                out.append(http1.response_head(event, chunked=chunked_out, keep_alive=self.keep_client,
+                                               http10_client=head.version == "1.0"))
             elif isinstance(event, Body):
                 out.append(http1.chunk(event.data) if chunked_out else event.data)
                 if sum(map(len, out)) >= self.settings.receive_bytes:
-                    await self._to_client(out)
+                    await self._to_client(out, final=True)
             elif isinstance(event, EndOfMessage):
                 if response is None or (response.status == 101 and head.upgrade):
                     continue  # the end of a 1xx; or of a 101, whose Upgrade event follows
                 if chunked_out:
                     out.append(http1.LAST_CHUNK)
-                await self._to_client(out)
-                reusable = response.keep_alive and not response.until_close and self.body_sent
+                await self._to_client(out, final=True)
+                # Bytes after the answer (a second response nobody asked for) make the connection unusable.
+                clean = not reader.events and not reader.head_begun
+                reusable = response.keep_alive and not response.until_close and self.body_sent and clean
                 return self.keep_client and self.body_sent, reusable
             elif isinstance(event, Upgrade):
-                await self._to_client(out)
+                await self._to_client(out, final=True)
                 await self._tunnel(event.data)
                 return False, False
             else:
                 raise Answer(502, "the upstream sent a request")
 
-    async def _to_client(self, out: list[bytes]) -> None:
+    async def _to_client(self, out: list[bytes], *, final: bool) -> None:
+        """Send what is gathered; ``final`` once the final answer's head is among it (not only 1xx)."""
         data = b"".join(out)
         out.clear()
-        self.response_started = True
+        self.response_started = self.response_started or final
         try:
             await self.conn.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -410,7 +467,7 @@ class Exchange:
             if isinstance(event, Upgrade):
                 client_first = event.data
         if upstream_first:
-            await self._to_client([upstream_first])
+            await self._to_client([upstream_first], final=True)
         if client_first:
             await self.upstream.stream.send_all(client_first)
 

@@ -255,13 +255,17 @@ class IngressProxy:
         self.certificates.lookup = table.secret_for
         secrets = set(table.tls.values())
         for secret in secrets:
-            self.certificates.context_of(secret)  # made now, not in a handshake
+            try:
+                self.certificates.context_of(secret)  # made now, not in a handshake
+            except Exception:  # e.g. no room for the temporary files: that Secret only, not the ingress
+                self.log.exception("certificate_failed", secret=f"{secret[0]}/{secret[1]}")
         self.certificates.forget(secrets)
         self._report(table, ours)
 
     def _resolve(self, backend: Backend) -> BalancerKey | None:
         service = self.services.get(backend.service, backend.namespace)
-        if service is None or not servicemap.proxied(service):
+        # Headless Services are served from their Endpoints, as ingress-nginx does; ExternalName has none.
+        if service is None or (service.get("spec") or {}).get("type") == "ExternalName":
             return None
         for port in (service.get("spec") or {}).get("ports") or []:
             if (backend.port_number is not None and port.get("port") == backend.port_number) or \

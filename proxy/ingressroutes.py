@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 Obj = dict[str, Any]
 IngressKey = tuple[str, str]  # namespace, name
@@ -94,6 +95,34 @@ class RouteTable:
             return self.tls[host]
         wildcard = _wildcard_of(host)
         return self.tls.get(wildcard) if wildcard else None
+
+
+def request_path(target: str) -> tuple[str, str] | None:
+    """(host named by an absolute-form target, or "", path to match) for a request target;
+    None when it is no usable path. As nginx matches locations: percent-decoded, ``.`` and ``..``
+    resolved, repeated slashes merged; a ``..`` above the root is refused. The request goes
+    upstream as it came; only the matching uses this form."""
+    host = ""
+    lowered = target[:8].lower()
+    if lowered.startswith("http://") or lowered.startswith("https://"):
+        rest = target.split("://", 1)[1]
+        host, slash, path = rest.partition("/")
+        target = slash + path if slash else "/"
+    path = unquote(target.split("?", 1)[0].split("#", 1)[0])
+    if not path.startswith("/"):
+        return None
+    parts: list[str] = []
+    for part in path.split("/")[1:]:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    trailing = "/" if path.endswith("/") or path.endswith("/.") or path.endswith("/..") else ""
+    return host, "/" + "/".join(parts) + (trailing if parts else "")
 
 
 def normalize_host(host: str) -> str:

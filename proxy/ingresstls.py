@@ -30,7 +30,6 @@ from cryptography.x509.oid import NameOID
 
 Obj = dict[str, Any]
 SecretKey = tuple[str, str]  # namespace, name
-TLS_TYPE = "kubernetes.io/tls"
 DEFAULT_NAME = "Kubernetes Ingress Controller Fake Certificate"
 
 
@@ -74,10 +73,8 @@ def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 
 
 def secret_pems(secret: Obj) -> tuple[bytes, bytes]:
-    """tls.crt and tls.key of a ``kubernetes.io/tls`` Secret, decoded."""
-    if secret.get("type") != TLS_TYPE:
-        raise CertificateError(f"type is {secret.get('type')!r}, not {TLS_TYPE!r}")
-    data = secret.get("data") or {}
+    """tls.crt and tls.key of a Secret (``kubernetes.io/tls``, or any with those keys), decoded."""
+    data = secret.get("data") or {}  # any type with the two keys will do, as for ingress-nginx
     pems = []
     for field in ("tls.crt", "tls.key"):
         value = data.get(field)
@@ -124,7 +121,7 @@ class Certificates:
         try:
             context = server_context(*secret_pems(secret))
             self.problems.pop(key, None)
-        except CertificateError as exc:
+        except (CertificateError, OSError) as exc:
             context = None
             self.problems[key] = f"Secret {key[0]}/{key[1]}: {exc}"
         self._contexts[key] = (version, context)

@@ -127,10 +127,15 @@ async def serve(sock: socket.socket, handler: Callable[[RawStream, str], Awaitab
         for _ in range(batch):
             try:
                 conn, peer = sock.accept()
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 break
             except OSError:  # out of descriptors and the like: let connections finish, then go on
                 await trio.sleep(0.1)
                 break
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(handler, RawStream(conn), peer[0])
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                stream = RawStream(conn)
+            except OSError:  # reset before we got to it
+                conn.close()
+                continue
+            nursery.start_soon(handler, stream, peer[0])

@@ -7,6 +7,8 @@ GET/POST /anything  -> 200, JSON: pod, method, path, headers, body (length or ch
 /cut                -> promises 100 bytes, sends 10, closes
 /ws                 -> with "Upgrade: echo": 101, then echoes bytes until the client closes
 /status?code=C      -> an empty answer with that status
+/early              -> 413 before reading the request body, then a gentle close
+/switch             -> 101 though nobody asked for it
 (The last path element picks the action, so /app/sleep is /sleep.)
 """
 
@@ -87,6 +89,16 @@ def serve(conn: socket.socket) -> None:
             url = urlsplit(target)
             action = "/" + url.path.rsplit("/", 1)[-1]  # /app/sleep is /sleep: Ingress paths are not stripped
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if action == "/early":
+                conn.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(2)
+                try:
+                    while conn.recv(65536):
+                        pass
+                except OSError:
+                    pass
+                return
             body = read_body(conn, buffer, headers)
             if action == "/stream":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -111,6 +123,8 @@ def serve(conn: socket.socket) -> None:
                 while data := conn.recv(65536):
                     conn.sendall(data)
                 return
+            elif action == "/switch":
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
             elif action == "/status":
                 answer(conn, int(query.get("code", "200")), b"")
             else:

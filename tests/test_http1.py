@@ -68,6 +68,7 @@ def test_chunked_body_and_http10() -> None:
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host"),
     (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", ""),
     (b"GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n", ""),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc", "Upgrade"),
 ])
 def test_smuggling_shapes_get_400(data: bytes, words: str) -> None:
     error = refused(data)
@@ -135,6 +136,12 @@ def test_hop_by_hop_headers_go_and_framing_is_rewritten() -> None:
     headers = [(b"Connection", b"close, X-Private"), (b"X-Private", b"1"), (b"Keep-Alive", b"timeout=5"),
                (b"Content-Length", b"5"), (b"X-Public", b"2")]
     assert http1.end_to_end(headers) == [(b"Content-Length", b"5"), (b"X-Public", b"2")]
+    request = RequestReader()
+    request.feed(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+    head_in = request.next_event()
+    assert isinstance(head_in, RequestHead)
+    up = http1.request_head(head_in, http1.end_to_end(head_in.headers), upgrade=False)
+    assert up.lower().count(b"content-length") == 1
     head = ResponseHead(200, b"OK", "1.1", headers, keep_alive=False, length=5, chunked=False, bodiless=False,
                         until_close=False)
     written = http1.response_head(head, chunked=False, keep_alive=True)

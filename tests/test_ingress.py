@@ -143,11 +143,17 @@ async def test_path_rules_exact_prefix_and_default(cluster: Cluster) -> None:
         "/foo/bar": "deeper", "/foo/bar/": "deeper", "/foo/bar/x": "deeper",  # longest prefix
         "/foo/barbaz": "prefix",  # whole path elements only
         "/foobar": "fallback", "/": "fallback", "/Foo": "fallback",  # case-sensitive
+        "/%66oo": "exact", "/foo/x/../bar": "deeper", "//foo//baz": "prefix",  # matched as nginx normalizes
     }
     await routed(ing, "app.example", "/foo/bar")
     for path, wanted in expectations.items():
         assert echoed(await get(ing.bound.http or 0, "app.example", path))["pod"].startswith(wanted + "-"), path
     assert echoed(await get(ing.bound.http or 0, "other.example", "/foo"))["pod"].startswith("fallback-")
+    absolute = await raw_exchange(ing.bound.http or 0, b"GET http://app.example/foo HTTP/1.1\r\nHost: other\r\n"
+                                                       b"Connection: close\r\n\r\n")
+    assert b'"pod": "exact-' in absolute  # the absolute-form target names the host
+    assert (await raw_exchange(ing.bound.http or 0, b"GET /../etc HTTP/1.1\r\nHost: a\r\n\r\n")).startswith(
+        b"HTTP/1.1 400 ")
 
 
 @pytest.mark.deadline(60)
@@ -212,7 +218,10 @@ async def test_streaming_bodies_both_ways(cluster: Cluster) -> None:
     pieces = [b"x" * 70_000, b"second", b"third"]  # chunked request body, re-chunked upstream
     assert echoed(await client.request("POST", "/upload", "a", body=pieces))["body"] == b"".join(pieces).decode()
     big = b"y" * 300_000  # a length-framed body bigger than any buffer
-    assert echoed(await client.request("POST", "/upload", "a", body=big))["body"] == big.decode()
+    uploaded = echoed(await client.request("POST", "/upload", "a", body=big, headers=[("X_Forwarded_For", "6.6.6.6")]))
+    assert uploaded["body"] == big.decode()
+    names = [k.lower() for k, _ in uploaded["headers"]]
+    assert names.count("content-length") == 1 and "x_forwarded_for" not in names
 
     streamed = await client.request("GET", "/stream?n=6", "a")  # chunks arrive as the pod sends them
     assert streamed.body == b"".join(f"piece {i}\n".encode() for i in range(6))
@@ -228,6 +237,27 @@ async def test_streaming_bodies_both_ways(cluster: Cluster) -> None:
 
     old = await raw_exchange(port, b"GET /until-close HTTP/1.0\r\nHost: a\r\n\r\n")  # HTTP/1.0: ends by close
     assert old.startswith(b"HTTP/1.1 200") and b"chunked" not in old and old.endswith(b"all of it, then close\n")
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:  # HTTP/1.0 keep-alive is said so
+        for _ in range(2):
+            await stream.send_all(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            answer = b""
+            while b'"path": "/old"' not in answer:
+                answer += await stream.receive_some(65536)
+            assert b"Connection: keep-alive" in answer
+
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:  # a slow upload is not a slow upstream
+        await stream.send_all(b"POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
+        for byte in b"abcdef":
+            await trio.sleep(ing.settings.response_timeout / 4)  # pacing the upload is the point of this test
+            await stream.send_all(bytes([byte]))
+        answer = b""
+        while b"abcdef" not in answer:
+            answer += await stream.receive_some(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+
+    early = await raw_exchange(port, b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\n"
+                                     + b"z" * 200_000)  # answered before the body is in: the client gets that answer
+    assert early.startswith(b"HTTP/1.1 413") and early.endswith(b"too large") and b"connection: close" in early.lower()
 
 
 @pytest.mark.deadline(60)
@@ -304,12 +334,16 @@ async def test_proxy_answers_404_502_503_504(cluster: Cluster) -> None:
     ing = await cluster.start_ingress()
     await serve_app(cluster, "app")
     await cluster.client.create(service("empty", selector="nobody"))
+    headless = service("headless", selector="app")
+    headless["spec"]["clusterIP"] = "None"
+    await cluster.client.create(headless)
     await cluster.client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dead", "namespace": "default"},
                                  "spec": {"ports": [{"port": 80}]}})
     await cluster.client.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "dead", "namespace": "default"},
                                  "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": free_port()}]}]})
     await cluster.client.create(ingress("errors", [rule("e.example", ("/app", "Prefix", "app"), ("/empty", "Prefix", "empty"),
-                                                        ("/dead", "Prefix", "dead"), ("/missing", "Prefix", "missing"))]))
+                                                        ("/dead", "Prefix", "dead"), ("/missing", "Prefix", "missing"),
+                                                        ("/headless", "Prefix", "headless"))]))
     await routed(ing, "e.example", "/app")
     port = ing.bound.http or 0
     cases = {"/nothing": (404, "no Ingress rule"), "/empty": (503, "no ready endpoints"),
@@ -318,6 +352,10 @@ async def test_proxy_answers_404_502_503_504(cluster: Cluster) -> None:
         reply = await get(port, "e.example", path)
         assert reply.status == status and words in reply.body.decode(), (path, reply)
         assert reply.header("content-type") == "text/plain; charset=utf-8" and len(reply.body) < 200
+    await wait_for(cluster.client, "Endpoints", "headless", ready_endpoints(1))
+    assert echoed(await routed(ing, "e.example", "/headless/x"))["pod"].startswith("app-")  # from its Endpoints
+    switched = await get(port, "e.example", "/app/switch")  # a 101 nobody asked for is the upstream failing
+    assert switched.status == 502 and "switched protocols" in switched.body.decode()
     cut = await raw_exchange(port, b"GET /app/cut HTTP/1.1\r\nHost: e.example\r\n\r\n")
     assert cut.startswith(b"HTTP/1.1 200") and cut.endswith(b"0123456789")  # cut short: the client sees it end early
     assert echoed(await get(port, "e.example", "/app/after"))["path"] == "/app/after"
