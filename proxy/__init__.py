@@ -3,7 +3,7 @@
 Pure, no I/O: ``balancer`` (least-busy picks, shared by both), ``servicemap``,
 ``ingressroutes`` and ``http1`` (the HTTP codec over httptools). ``engine`` owns
 the sockets of the service proxy's hot path; ``rawstream``, ``upstreams`` and
-``ingressconn`` those of the ingress; ``ingresstls`` its certificates.
+``ingressconn`` and ``ingressexchange`` those of the ingress; ``ingresstls`` its certificates.
 ``serviceproxy`` and ``ingressproxy`` tie them to the API. The package imports
 ``emulator.client``, ``emulator.settings``, ``emulator.errors`` and
 ``emulator.model.proxycounts``; never the store, the server or the controllers:

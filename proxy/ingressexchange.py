@@ -1,0 +1,289 @@
+"""One request forwarded on one upstream connection, and its answer back.
+
+The head goes up with hop-by-hop headers dropped and the forwarding headers
+set; a body streams up as it arrives while the answer is read, so an upstream
+may answer early (its answer then ends the client connection). The answer
+streams down, re-framed for the client; the upstream connection goes back to
+the pool only when the exchange ended cleanly. An upgrade (101) becomes a byte
+tunnel. A kept-alive upstream connection that turns out closed is retried on a
+fresh one for idempotent bodiless requests (:class:`StaleUpstream`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from proxy import http1
+from proxy.http1 import Body, EndOfMessage, RequestHead, ResponseHead, Upgrade
+from proxy.upstreams import Upstream
+
+if TYPE_CHECKING:
+    from proxy.ingressconn import ClientConnection
+
+log = structlog.get_logger("ingress")
+
+FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                        b"x-real-ip", b"forwarded"})
+
+
+@dataclass
+class Answer(Exception):
+    """The proxy answers this request itself."""
+
+    status: int
+    message: str
+    headers: http1.Headers = ()  # type: ignore[assignment]
+
+
+class ClientGone(Exception):
+    pass
+
+
+class StaleUpstream(Exception):
+    """A kept-alive upstream connection closed before answering: try a fresh one."""
+
+
+class Exchange:
+    """One request forwarded on one upstream connection, and its answer back."""
+
+    def __init__(self, conn: ClientConnection, head: RequestHead, upstream: Upstream) -> None:
+        self.conn = conn
+        self.head = head
+        self.upstream = upstream
+        self.settings = conn.settings
+        self.body_sent = not head.has_body
+        self.body_begun = False
+        self.answer_begun = False  # some of the upstream's answer was received
+        self.response_started = False  # the final answer's head reached the client
+        self.keep_client = False
+        self.client_error: Answer | None = None  # the request body broke (400) or stalled (408)
+        self.body_abandoned = False  # the upstream stopped taking the body: its answer decides
+
+    async def run(self) -> bool:
+        """True when the client connection may carry another request."""
+        reusable = False
+        try:
+            keep, reusable = await self._forward()
+            return keep
+        except StaleUpstream:
+            raise
+        except Answer as answer:
+            return await self._fail(answer.status, answer.message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            return await self._fail(502, f"the upstream connection failed: {exc}")
+        finally:
+            if reusable:
+                self.conn.routes.pool.give_back(self.upstream)
+            else:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(self.upstream.stream)
+
+    async def _fail(self, status: int, message: str) -> bool:
+        if not self.body_sent:
+            self.conn.unread_body = True
+        if not self.response_started:
+            log.info("upstream_failed", status=status, endpoint=f"{self.upstream.address[0]}:{self.upstream.address[1]}",
+                     reason=message)
+            await self.conn._answer(status, message, keep_alive=False, head_only=self.head.method == b"HEAD")
+        return False
+
+    async def _forward(self) -> tuple[bool, bool]:
+        try:
+            await self.upstream.stream.send_all(self._request_head())
+        except (trio.BrokenResourceError, OSError):
+            if self.upstream.reused:
+                raise StaleUpstream from None
+            raise
+        if not self.head.has_body:
+            return await self._relay_response()
+        result: tuple[bool, bool] | None = None
+        failure: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._send_body, nursery.cancel_scope)
+            try:
+                result = await self._relay_response()
+            except (Answer, StaleUpstream, ClientGone, trio.BrokenResourceError, trio.ClosedResourceError,
+                    OSError) as exc:
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if self.client_error is not None:
+            raise self.client_error
+        if failure is not None:
+            if isinstance(failure, StaleUpstream) and self.body_begun:
+                raise Answer(502, "the upstream closed the connection without answering")
+            raise failure
+        if result is None or not self.body_sent:  # the client left mid-body, or was answered before it ended
+            self.conn.unread_body = True
+            return False, False
+        return result
+
+    def _request_head(self) -> bytes:
+        conn, head = self.conn, self.head
+        keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
+        # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
+        headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep)
+                   if n.lower() not in FORWARDING and b"_" not in n]
+        host = head.host.encode("latin-1")
+        if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
+            headers.append((b"Host", f"{self.upstream.address[0]}:{self.upstream.address[1]}".encode()))
+        headers += [(b"X-Forwarded-Host", host), *conn.forwarding,
+                    (b"Forwarded", conn.forwarded_for + _quoted(host) + b";proto=" + conn.scheme.encode())]
+        return http1.request_head(head, headers, upgrade=head.upgrade)
+
+    async def _send_body(self, scope: trio.CancelScope) -> None:
+        conn, head = self.conn, self.head
+        out = self.upstream.stream
+        try:
+            while True:
+                event = conn.reader.next_event()
+                if event is None:
+                    with trio.move_on_after(self.settings.body_timeout) as timer:
+                        await conn._receive()
+                    if timer.cancelled_caught:
+                        self.client_error = Answer(408, f"the request body stalled for {self.settings.body_timeout:g} s")
+                        scope.cancel()
+                        return
+                elif isinstance(event, Body):
+                    self.body_begun = True
+                    await out.send_all(http1.chunk(event.data) if head.chunked else event.data)
+                elif isinstance(event, EndOfMessage):
+                    if head.chunked:
+                        await out.send_all(http1.LAST_CHUNK)
+                    self.body_sent = True
+                    return
+                else:
+                    raise ClientGone
+        except http1.ProtocolError as exc:
+            self.client_error = Answer(exc.status, f"bad request body: {exc}")
+            scope.cancel()
+        except (ClientGone, trio.ClosedResourceError):
+            scope.cancel()  # the client left mid-body: this exchange is over
+        except (trio.BrokenResourceError, OSError):
+            # The upstream stopped reading (say, an early 413 and a close): its answer, or the
+            # lack of one (502), is what the client gets; the relay is still reading it.
+            self.body_abandoned = True
+
+    async def _receive_upstream(self) -> bytes:
+        stream = self.upstream.stream
+        # As nginx's proxy_read_timeout, the wait for an answer starts once the request is all sent.
+        timeout = self.settings.response_timeout if self.body_sent or self.body_abandoned else math.inf
+        with trio.move_on_after(timeout) as timer:
+            try:
+                if self.answer_begun:
+                    data = await stream.receive_some(self.settings.receive_bytes)
+                else:  # the request has just gone up: the answer cannot be there yet, so wait before reading
+                    data = await stream.receive_when_readable(self.settings.receive_bytes)
+            except trio.BrokenResourceError:
+                if self.upstream.reused and not self.answer_begun:
+                    raise StaleUpstream from None
+                raise
+        if timer.cancelled_caught:
+            raise Answer(504, f"the upstream sent nothing for {self.settings.response_timeout:g} s")
+        if not data and self.upstream.reused and not self.answer_begun:
+            raise StaleUpstream
+        self.answer_begun = True
+        return data
+
+    async def _relay_response(self) -> tuple[bool, bool]:
+        """Pass the answer down; (client connection reusable, upstream connection reusable)."""
+        head = self.head
+        reader = http1.ResponseReader(head.method)
+        response: ResponseHead | None = None
+        chunked_out = False
+        out: list[bytes] = []
+        while True:
+            try:
+                event = reader.next_event()
+            except http1.ProtocolError as exc:
+                raise Answer(502, str(exc)) from None
+            if event is None:
+                if out:
+                    await self._to_client(out, final=response is not None)
+                data = await self._receive_upstream()
+                if data:
+                    reader.feed(data)
+                else:
+                    reader.feed_eof()
+            elif isinstance(event, ResponseHead):
+                if 100 <= event.status < 200 and event.status != 101:
+                    if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
+                        out.append(http1.response_head(event, chunked=False, keep_alive=True))
+                    continue
+                response = event
+                if event.status == 101:
+                    if not head.upgrade:
+                        raise Answer(502, "the upstream switched protocols though the request did not ask to")
+                    out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
+                    continue
+                chunked_out = (event.chunked or event.until_close) and head.version == "1.1"
+                framed = event.bodiless or event.length is not None or chunked_out
+                # An answer that comes before the whole body went up ends the connection (Connection: close).
+                self.keep_client = head.keep_alive and framed and not head.upgrade and self.body_sent
+                out.append(http1.response_head(event, chunked=chunked_out, keep_alive=self.keep_client,
+                                               http10_client=head.version == "1.0"))
+            elif isinstance(event, Body):
+                out.append(http1.chunk(event.data) if chunked_out else event.data)
+                if sum(map(len, out)) >= self.settings.receive_bytes:
+                    await self._to_client(out, final=True)
+            elif isinstance(event, EndOfMessage):
+                if response is None or (response.status == 101 and head.upgrade):
+                    continue  # the end of a 1xx; or of a 101, whose Upgrade event follows
+                if chunked_out:
+                    out.append(http1.LAST_CHUNK)
+                await self._to_client(out, final=True)
+                # Bytes after the answer (a second response nobody asked for) make the connection unusable.
+                clean = not reader.events and not reader.head_begun
+                reusable = response.keep_alive and not response.until_close and self.body_sent and clean
+                return self.keep_client and self.body_sent, reusable
+            elif isinstance(event, Upgrade):
+                await self._to_client(out, final=True)
+                await self._tunnel(event.data)
+                return False, False
+            else:
+                raise Answer(502, "the upstream sent a request")
+
+    async def _to_client(self, out: list[bytes], *, final: bool) -> None:
+        """Send what is gathered; ``final`` once the final answer's head is among it (not only 1xx)."""
+        data = b"".join(out)
+        out.clear()
+        self.response_started = self.response_started or final
+        try:
+            await self.conn.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone from exc
+
+    async def _tunnel(self, upstream_first: bytes) -> None:
+        """After a 101: bytes both ways until either side closes."""
+        conn = self.conn
+        client_first = b""
+        while (event := conn.reader.next_event()) is not None:
+            if isinstance(event, Upgrade):
+                client_first = event.data
+        if upstream_first:
+            await self._to_client([upstream_first], final=True)
+        if client_first:
+            await self.upstream.stream.send_all(client_first)
+
+        async def pump(source: trio.abc.Stream, sink: trio.abc.Stream, scope: trio.CancelScope) -> None:
+            try:
+                while data := await source.receive_some(self.settings.receive_bytes):
+                    await sink.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, conn.stream, self.upstream.stream, nursery.cancel_scope)
+            nursery.start_soon(pump, self.upstream.stream, conn.stream, nursery.cancel_scope)
+
+
+def _quoted(value: bytes) -> bytes:
+    """A Forwarded parameter value: a token as is, anything else quoted."""
+    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value.decode("latin-1")):
+        return value
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
