@@ -200,4 +200,7 @@ async def _related(client: ApiClient, info: KindInfo, obj: Obj) -> dict[str, Any
             related["endpoints"] = await client.get("Endpoints", meta["name"], ns)
         except NotFound:
             related["endpoints"] = None
+    elif info.kind == "Ingress":  # each backend is shown with the endpoints behind its Service port
+        related["services"] = (await client.list("Service", ns))["items"]
+        related["endpoints"] = (await client.list("Endpoints", ns))["items"]
     return related

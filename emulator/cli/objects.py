@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from emulator.cli import get, manifests, printers
+from emulator.cli import generators, get, manifests, printers
 from emulator.cli.context import (
     UsageError, cli_client, client_config, namespace_of, namespace_parent, qualified,
     split_targets,
@@ -23,9 +23,13 @@ Obj = dict[str, Any]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for verb, text in (("apply", "create or update resources from files"), ("create", "create resources from files")):
+    for verb, text in (("apply", "create or update resources from files"),
+                       ("create", "create resources from files, or a Secret or ConfigMap from flags")):
         p = sub.add_parser(verb, parents=[namespace_parent()], help=text)
-        p.add_argument("-f", "--filename", action="append", required=True, help="file, directory or - for stdin")
+        p.add_argument("-f", "--filename", action="append", required=verb == "apply",
+                       help="file, directory or - for stdin")
+        if verb == "create":
+            generators.add_flags(p)
         p.add_argument("-R", "--recursive", action="store_true", help="read directories recursively")
         p.add_argument("--dry-run", choices=("none", "server", "client"), default="none")
         p.add_argument("-o", "--output", choices=("name", "json", "yaml"))
@@ -52,7 +56,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # -- apply / create ---------------------------------------------------------------------
 
 async def _apply(args: argparse.Namespace, verb: str) -> int:
-    documents = manifests.load(args.filename, recursive=args.recursive)
+    built = getattr(args, "generator", None)
+    if built and args.filename:
+        raise UsageError("give either -f or what to create (secret tls NAME ...), not both")
+    if built:
+        documents = [Document("flags", 1, generators.build(args))]
+    elif args.filename:
+        documents = manifests.load(args.filename, recursive=args.recursive)
+    else:
+        raise UsageError(f"expected: {generators.USAGE}")
     config = client_config(args)
     namespace = args.namespace or None
     async with cli_client(config) as client:
