@@ -46,7 +46,7 @@ import trio
 
 from bench.apiproc import ApiProcess, kill_leftovers, running_api
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
-from bench.runner import progress, run_benchmark, standard_arguments
+from bench.runner import finite, progress, run_benchmark, standard_arguments
 from bench.report import aims_json, latency_ms, table
 from emulator.client import ApiClient, open_client
 from emulator.errors import ApiError
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(mode="quick" if args.quick else "default", plan=asdict(plan), environment=environment_info,
                    run_seconds=outcome.seconds)
     if args.json:
-        json.dump(_finite(results), sys.stdout, indent=2, default=str)
+        json.dump(finite(results), sys.stdout, indent=2, default=str)
         print()
         return 0
     mode = "quick" if args.quick else "default"
@@ -432,15 +432,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _finite(value: Any) -> Any:
-    """NaN (a figure with no samples) as null: JSON has no NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -30,9 +30,8 @@ import trio
 
 from bench.apiproc import running_api
 from bench.nodeproc import running_nodes
-from bench.pods_bench import environment, leftovers
 from bench.report import latency_ms
-from bench.runner import run_benchmark
+from bench.runner import environment, leftovers, run_benchmark
 from emulator.client import ApiClient, open_client
 from emulator.client.informer import Informer
 from emulator.controllers import podcontrol as pc

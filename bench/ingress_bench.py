@@ -35,9 +35,8 @@ if not __package__:  # run as a file, python bench/ingress_bench.py: the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.nodeproc import children, cpu_seconds
-from bench.pods_bench import _finite, environment, leftovers
 from bench.proxyproc import find_tool, free_port
-from bench.runner import progress, run_benchmark, standard_arguments
+from bench.runner import clean_up_homes, environment, finite, progress, run_benchmark, standard_arguments
 
 Obj = dict[str, Any]
 TARGETS = ("direct", "kubemu", "nginx")
@@ -358,19 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
 
-    def clean_up(root: Path) -> list[int]:
-        left = leftovers([root / "home"])
-        progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
-        return left
-
     outcome = run_benchmark("kubemu-ingress-bench-", args.dir, plan.deadline, lambda root: run(plan, root),
-                            clean_up=clean_up, environment=environment)
+                            clean_up=clean_up_homes("home"), environment=environment)
     if outcome.code is not None:
         return outcome.code
     results = {**outcome.results, "plan": asdict(plan), "environment": outcome.environment,
                "leftover_processes": outcome.leftovers, "run_seconds": outcome.seconds}
     results["summary"] = summarize(results["runs"])
-    print(json.dumps(_finite(results), indent=2) if args.json else table(results))
+    print(json.dumps(finite(results), indent=2) if args.json else table(results))
     return 0
 
 

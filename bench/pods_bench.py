@@ -28,10 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
-import signal
 import statistics
 import sys
 import time
@@ -44,11 +41,11 @@ from typing import Any, TypeVar
 
 import trio
 
-from bench.apiproc import ApiProcess, processes_with_home, running_api
+from bench.apiproc import ApiProcess, running_api
 from bench.nodeproc import NodeProcess, cpu_seconds, pod_processes, running_nodes, status_mib, stop_nodes, time_up
 from bench.podwatch import PodTimes, PodTracker
 from bench.pods_report import aims, table
-from bench.runner import progress, run_benchmark, standard_arguments
+from bench.runner import clean_up_homes, environment, finite, progress, run_benchmark, standard_arguments
 from bench.pyspy import Hotspots, format_hotspots, recording, summarize
 from bench.report import latency_ms
 from emulator.client import ApiClient, open_client
@@ -337,25 +334,8 @@ async def run(plan: Plan, root: Path, profile: Path | None) -> Obj:
     return results
 
 
-def environment(root: Path) -> Obj:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-            "home_dir": str(root), "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 
 
-def leftovers(homes: list[Path], within: float = 10.0) -> list[int]:
-    """Processes still carrying one of ``homes`` after ``within`` seconds (those
-    told to stop get the time); SIGKILLed, and returned."""
-    deadline = time.monotonic() + within
-    left = [pid for home in homes for pid in processes_with_home(home)]
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = [pid for home in homes for pid in processes_with_home(home)]
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,13 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         profile.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
 
-    def clean_up(root: Path) -> list[int]:
-        left = leftovers([root / "up", root / "cluster"])
-        progress(f"processes left with the benchmark's KUBEMU_HOMEs: {left if left else 'none'}")
-        return left
-
     outcome = run_benchmark("kubemu-podsbench-", args.dir, plan.deadline, lambda root: run(plan, root, profile),
-                            clean_up=clean_up, environment=environment)
+                            clean_up=clean_up_homes("up", "cluster"), environment=environment)
     if outcome.code is not None:
         return outcome.code
     results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
@@ -385,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                    run_seconds=outcome.seconds, leftover_processes=left)
     results["aims"] = aims(results)
     if args.json:
-        json.dump(_finite(results), sys.stdout, indent=2, default=str)
+        json.dump(finite(results), sys.stdout, indent=2, default=str)
         print()
         return 0
     print(table(results, quick=args.quick))
@@ -397,15 +372,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _finite(value: Any) -> Any:
-    """NaN (a figure with no samples) as null: JSON has no NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

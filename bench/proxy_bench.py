@@ -54,8 +54,8 @@ import trio
 
 from bench.apiproc import running_api
 from bench.nodeproc import cpu_seconds, running_nodes, status_mib
-from bench.runner import progress, run_benchmark
-from bench.pods_bench import _finite, environment, leftovers, phase
+from bench.pods_bench import phase
+from bench.runner import clean_up_homes, environment, finite, progress, run_benchmark
 from bench.proxy_report import TARGETS, aims, medians, table
 from bench.proxyproc import (HaproxyBackend, HaproxyProcess, ProxyProcess, find_tool, free_port, missing_tool,
                              running_haproxy, running_proxy, wait_listening)
@@ -501,13 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "spread_pods": 0})
     raise_fd_limit()
 
-    def clean_up(root: Path) -> list[int]:
-        left = leftovers([root / "cluster"])
-        progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
-        return left
-
     outcome = run_benchmark("kubemu-proxybench-", args.dir, plan.deadline, lambda root: run(plan, root, args),
-                            clean_up=clean_up, environment=environment)
+                            clean_up=clean_up_homes("cluster"), environment=environment)
     if outcome.code is not None:
         return outcome.code
     results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
@@ -519,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     results["aims"] = aims(results["medians"])
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(finite(results), indent=2, default=str) + "\n")
         progress(f"wrote {args.json}")
     return 0
 

@@ -10,6 +10,10 @@ machine's description and the directory's removal.
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import platform
+import resource
 import shutil
 import signal
 import sys
@@ -22,6 +26,7 @@ from typing import Any
 
 import trio
 
+from bench.apiproc import processes_with_home
 from emulator.lifecycle import find_error
 
 Obj = dict[str, Any]
@@ -94,3 +99,44 @@ def run_benchmark(
         shutil.rmtree(root, ignore_errors=True)
         outcome.seconds = time.perf_counter() - started
     return outcome
+
+def environment(root: Path) -> Obj:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "home_dir": str(root), "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+def leftovers(homes: list[Path], within: float = 10.0) -> list[int]:
+    """Processes still carrying one of ``homes`` after ``within`` seconds (those
+    told to stop get the time); SIGKILLed, and returned."""
+    deadline = time.monotonic() + within
+    left = [pid for home in homes for pid in processes_with_home(home)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [pid for home in homes for pid in processes_with_home(home)]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def clean_up_homes(*names: str) -> Callable[[Path], list[int]]:
+    """A ``run_benchmark`` clean-up: the processes left with these KUBEMU_HOMEs under the root, killed and said."""
+    def clean_up(root: Path) -> list[int]:
+        left = leftovers([root / name for name in names])
+        progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
+        return left
+
+    return clean_up
+
+
+def finite(value: Any) -> Any:
+    """NaN (a figure with no samples) as null: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -54,8 +54,8 @@ from bench.apiproc import ApiProcess, running_api
 from bench.nodeproc import NodeProcess, cpu_seconds, running_nodes
 from bench.podwatch import PodTracker
 from bench.pyspy import Hotspots, format_hotspots
-from bench.pods_bench import _finite, environment, leftovers, phase
-from bench.runner import progress, run_benchmark, standard_arguments
+from bench.pods_bench import phase
+from bench.runner import clean_up_homes, environment, finite, progress, run_benchmark, standard_arguments
 from bench.report import percentile
 from bench.workloads_report import aims, table
 from bench.workloads_watch import NAMESPACE, PodCensus, Watched
@@ -399,13 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         profile.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
 
-    def clean_up(root: Path) -> list[int]:
-        left = leftovers([root / "cluster"])
-        progress(f"processes left with the benchmark's KUBEMU_HOME: {left if left else 'none'}")
-        return left
-
     outcome = run_benchmark("kubemu-workloadsbench-", args.dir, plan.deadline, lambda root: run(plan, root, profile),
-                            clean_up=clean_up, environment=environment)
+                            clean_up=clean_up_homes("cluster"), environment=environment)
     if outcome.code is not None:
         return outcome.code
     results, environment_info, left = outcome.results, outcome.environment, outcome.leftovers
@@ -413,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                    run_seconds=outcome.seconds, leftover_processes=left)
     results["aims"] = aims(results)
     if args.json:
-        json.dump(_finite(results), sys.stdout, indent=2, default=str)
+        json.dump(finite(results), sys.stdout, indent=2, default=str)
         print()
         return 0
     print(table(results, quick=args.quick))
