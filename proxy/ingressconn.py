@@ -16,6 +16,7 @@ nginx's does, so the answer is not lost to a reset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -25,7 +26,8 @@ from emulator.settings import IngressSettings
 from proxy import http1
 from proxy.balancer import Balancer, Endpoint
 from proxy.http1 import EndOfMessage, RequestHead
-from proxy.ingressexchange import Answer, ClientGone, Exchange, StaleUpstream
+from proxy.ingressexchange import ClientGone, Exchange, StaleUpstream
+from proxy.ingressrelay import Answer, Forwarding
 from proxy.ingressroutes import Backend, request_path
 from proxy.upstreams import ConnectTimeout, Upstream, UpstreamPool
 
@@ -52,36 +54,54 @@ class Routes(Protocol):
 
 
 class ClientConnection:
-    def __init__(self, routes: Routes, stream: trio.abc.Stream, client_ip: str, *, scheme: str, port: int) -> None:
+    """One client connection served by its own task: any request, any body, TLS or not.
+
+    ``reader`` and ``forwarding`` carry on a connection the selector loop of
+    :mod:`proxy.ingressengine` began; ``hand_back``, when given, takes the
+    connection back there between requests (see :meth:`serve`)."""
+
+    def __init__(self, routes: Routes, stream: trio.abc.Stream, client_ip: str, *, scheme: str, port: int,
+                 reader: http1.RequestReader | None = None, forwarding: Forwarding | None = None,
+                 hand_back: Callable[[], None] | None = None) -> None:
         self.routes = routes
         self.settings = routes.settings
         self.stream = stream
         self.client_ip = client_ip
         self.scheme = scheme
         self.port = port
-        self.reader = http1.RequestReader(routes.limits)
+        self.reader = reader or http1.RequestReader(routes.limits)
+        self.forwarding = forwarding or Forwarding(client_ip, scheme, port)
+        self.hand_back = hand_back
+        self.handed_back = False
         self.eof = False
         self.unread_body = False  # a request body was left unread: close gently
-        client = client_ip.encode()
-        self.forwarding = [(b"X-Forwarded-For", client), (b"X-Real-IP", client),  # the same for every request
-                           (b"X-Forwarded-Proto", scheme.encode()), (b"X-Forwarded-Port", str(port).encode())]
-        self.forwarded_for = b"for=" + (b'"[' + client + b']"' if b":" in client else client) + b";host="
 
-    async def serve(self) -> None:
+    async def serve(self, head: RequestHead | None = None) -> None:
+        """Requests until the client is done, starting with ``head`` when one was read already.
+
+        With ``hand_back``, the connection returns to the selector loop after each
+        exchange that leaves it clean; the stream is then left open."""
         try:
             while True:
-                head = await self._next_head()
                 if head is None:
-                    return
+                    head = await self._next_head()
+                    if head is None:
+                        return
                 if not await self._exchange(head):
+                    return
+                head = None
+                if self.hand_back is not None:
+                    self.handed_back = True
+                    self.hand_back()
                     return
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(LINGER_SECONDS):
-                if self.unread_body and not self.eof:
-                    await self._linger()
-                await self.stream.aclose()
+            if not self.handed_back:
+                with trio.CancelScope(shield=True), trio.move_on_after(LINGER_SECONDS):
+                    if self.unread_body and not self.eof:
+                        await self._linger()
+                    await self.stream.aclose()
 
     async def _linger(self) -> None:
         """Closing with unread request bytes would reset the connection and could destroy the answer
@@ -143,7 +163,7 @@ class ClientConnection:
     async def _exchange(self, head: RequestHead) -> bool:
         """Route and forward one request; True when the connection may carry another."""
         try:
-            balancer, backend = self._route(head)
+            balancer, backend = route_request(self.routes, head, self.scheme)
             upstream, endpoint = await self._connect(balancer, backend)
         except Answer as answer:
             # A body not read cannot be skipped reliably: answer, then close.
@@ -177,29 +197,6 @@ class ClientConnection:
         except (OSError, ValueError) as exc:
             raise Answer(502, f"{endpoint.address} of {backend.describe()} refused the connection: {exc}") from None
 
-    def _route(self, head: RequestHead) -> tuple[Balancer, Backend]:
-        if head.method == b"CONNECT":
-            raise Answer(405, "CONNECT is not supported here")
-        target = head.target.decode("latin-1")
-        matched = request_path(target)
-        if matched is None:
-            raise Answer(400, f"not a usable request target: {target[:100]!r}")
-        host, path = matched[0] or head.host, matched[1]
-        backend, to_https = self.routes.route(host, path)
-        if to_https and self.scheme == "http" and self.routes.https_port is not None and http1_host(host):
-            host = http1_host(host)
-            port = "" if self.routes.https_port == 443 else f":{self.routes.https_port}"
-            location = target if target.startswith("/") else "/" + target.split("://", 1)[-1].partition("/")[2]
-            raise Answer(308, "moved to HTTPS", [(b"Location", f"https://{host}{port}{location}".encode("latin-1"))])
-        if backend is None:
-            raise Answer(404, f"no Ingress rule for host {http1_host(host) or '-'!r} and path {path!r}")
-        balancer = self.routes.balancer(backend)
-        if balancer is None:
-            raise Answer(503, f"service {backend.describe()} not found")
-        if not balancer:
-            raise Answer(503, f"service {backend.describe()} has no ready endpoints")
-        return balancer, backend
-
     async def _connect(self, balancer: Balancer, backend: Backend) -> tuple[Upstream, Endpoint]:
         tried: list[Endpoint] = []
         timed_out = False
@@ -220,6 +217,31 @@ class ClientConnection:
                 continue
             balancer.connected(endpoint)
             return upstream, endpoint
+
+
+def route_request(routes: Routes, head: RequestHead, scheme: str) -> tuple[Balancer, Backend]:
+    """The Service port a request goes to; raises :class:`Answer` when the proxy answers it itself."""
+    if head.method == b"CONNECT":
+        raise Answer(405, "CONNECT is not supported here")
+    target = head.target.decode("latin-1")
+    matched = request_path(target)
+    if matched is None:
+        raise Answer(400, f"not a usable request target: {target[:100]!r}")
+    host, path = matched[0] or head.host, matched[1]
+    backend, to_https = routes.route(host, path)
+    if to_https and scheme == "http" and routes.https_port is not None and http1_host(host):
+        host = http1_host(host)
+        port = "" if routes.https_port == 443 else f":{routes.https_port}"
+        location = target if target.startswith("/") else "/" + target.split("://", 1)[-1].partition("/")[2]
+        raise Answer(308, "moved to HTTPS", [(b"Location", f"https://{host}{port}{location}".encode("latin-1"))])
+    if backend is None:
+        raise Answer(404, f"no Ingress rule for host {http1_host(host) or '-'!r} and path {path!r}")
+    balancer = routes.balancer(backend)
+    if balancer is None:
+        raise Answer(503, f"service {backend.describe()} not found")
+    if not balancer:
+        raise Answer(503, f"service {backend.describe()} has no ready endpoints")
+    return balancer, backend
 
 
 def http1_host(host: str) -> str:

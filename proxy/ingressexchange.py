@@ -12,32 +12,20 @@ fresh one for idempotent bodiless requests (:class:`StaleUpstream`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from proxy import http1
-from proxy.http1 import Body, EndOfMessage, RequestHead, ResponseHead, Upgrade
+from proxy.http1 import Body, EndOfMessage, RequestHead, Upgrade
+from proxy.ingressrelay import DONE, MORE, UPGRADE, Answer, ResponseRelay, upstream_head
 from proxy.upstreams import Upstream
 
 if TYPE_CHECKING:
     from proxy.ingressconn import ClientConnection
 
 log = structlog.get_logger("ingress")
-
-FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
-                        b"x-real-ip", b"forwarded"})
-
-
-@dataclass
-class Answer(Exception):
-    """The proxy answers this request itself."""
-
-    status: int
-    message: str
-    headers: http1.Headers = ()  # type: ignore[assignment]
 
 
 class ClientGone(Exception):
@@ -60,7 +48,6 @@ class Exchange:
         self.body_begun = False
         self.answer_begun = False  # some of the upstream's answer was received
         self.response_started = False  # the final answer's head reached the client
-        self.keep_client = False
         self.client_error: Answer | None = None  # the request body broke (400) or stalled (408)
         self.body_abandoned = False  # the upstream stopped taking the body: its answer decides
 
@@ -94,7 +81,7 @@ class Exchange:
 
     async def _forward(self) -> tuple[bool, bool]:
         try:
-            await self.upstream.stream.send_all(self._request_head())
+            await self.upstream.stream.send_all(upstream_head(self.head, self.conn.forwarding, self.upstream.address))
         except (trio.BrokenResourceError, OSError):
             if self.upstream.reused:
                 raise StaleUpstream from None
@@ -121,19 +108,6 @@ class Exchange:
             self.conn.unread_body = True
             return False, False
         return result
-
-    def _request_head(self) -> bytes:
-        conn, head = self.conn, self.head
-        keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
-        # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
-        headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep)
-                   if n.lower() not in FORWARDING and b"_" not in n]
-        host = head.host.encode("latin-1")
-        if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
-            headers.append((b"Host", f"{self.upstream.address[0]}:{self.upstream.address[1]}".encode()))
-        headers += [(b"X-Forwarded-Host", host), *conn.forwarding,
-                    (b"Forwarded", conn.forwarded_for + _quoted(host) + b";proto=" + conn.scheme.encode())]
-        return http1.request_head(head, headers, upgrade=head.upgrade)
 
     async def _send_body(self, scope: trio.CancelScope) -> None:
         conn, head = self.conn, self.head
@@ -191,66 +165,21 @@ class Exchange:
 
     async def _relay_response(self) -> tuple[bool, bool]:
         """Pass the answer down; (client connection reusable, upstream connection reusable)."""
-        head = self.head
-        reader = http1.ResponseReader(head.method)
-        response: ResponseHead | None = None
-        chunked_out = False
-        out: list[bytes] = []
+        relay = ResponseRelay(self.head, self.settings.receive_bytes)
         while True:
-            try:
-                event = reader.next_event()
-            except http1.ProtocolError as exc:
-                raise Answer(502, str(exc)) from None
-            if event is None:
-                if out:
-                    await self._to_client(out, final=response is not None)
-                data = await self._receive_upstream()
-                if data:
-                    reader.feed(data)
-                else:
-                    reader.feed_eof()
-            elif isinstance(event, ResponseHead):
-                if 100 <= event.status < 200 and event.status != 101:
-                    if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
-                        out.append(http1.response_head(event, chunked=False, keep_alive=True))
-                    continue
-                response = event
-                if event.status == 101:
-                    if not head.upgrade:
-                        raise Answer(502, "the upstream switched protocols though the request did not ask to")
-                    out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
-                    continue
-                chunked_out = (event.chunked or event.until_close) and head.version == "1.1"
-                framed = event.bodiless or event.length is not None or chunked_out
-                # An answer that comes before the whole body went up ends the connection (Connection: close).
-                self.keep_client = head.keep_alive and framed and not head.upgrade and self.body_sent
-                out.append(http1.response_head(event, chunked=chunked_out, keep_alive=self.keep_client,
-                                               http10_client=head.version == "1.0"))
-            elif isinstance(event, Body):
-                out.append(http1.chunk(event.data) if chunked_out else event.data)
-                if sum(map(len, out)) >= self.settings.receive_bytes:
-                    await self._to_client(out, final=True)
-            elif isinstance(event, EndOfMessage):
-                if response is None or (response.status == 101 and head.upgrade):
-                    continue  # the end of a 1xx; or of a 101, whose Upgrade event follows
-                if chunked_out:
-                    out.append(http1.LAST_CHUNK)
-                await self._to_client(out, final=True)
-                # Bytes after the answer (a second response nobody asked for) make the connection unusable.
-                clean = not reader.events and not reader.head_begun
-                reusable = response.keep_alive and not response.until_close and self.body_sent and clean
-                return self.keep_client and self.body_sent, reusable
-            elif isinstance(event, Upgrade):
-                await self._to_client(out, final=True)
-                await self._tunnel(event.data)
+            out, state = relay.step(self.body_sent)
+            if out:
+                await self._to_client(out, final=relay.started)
+            if state == MORE:
+                relay.feed(await self._receive_upstream())
+            elif state == DONE:
+                return relay.outcome(self.body_sent)
+            elif state == UPGRADE:
+                await self._tunnel(relay.upgraded)
                 return False, False
-            else:
-                raise Answer(502, "the upstream sent a request")
 
-    async def _to_client(self, out: list[bytes], *, final: bool) -> None:
-        """Send what is gathered; ``final`` once the final answer's head is among it (not only 1xx)."""
-        data = b"".join(out)
-        out.clear()
+    async def _to_client(self, data: bytes, *, final: bool) -> None:
+        """Send to the client; ``final`` once the final answer's head is among what was sent (not only 1xx)."""
         self.response_started = self.response_started or final
         try:
             await self.conn.stream.send_all(data)
@@ -265,7 +194,7 @@ class Exchange:
             if isinstance(event, Upgrade):
                 client_first = event.data
         if upstream_first:
-            await self._to_client([upstream_first], final=True)
+            await self._to_client(upstream_first, final=True)
         if client_first:
             await self.upstream.stream.send_all(client_first)
 
@@ -281,9 +210,3 @@ class Exchange:
             nursery.start_soon(pump, conn.stream, self.upstream.stream, nursery.cancel_scope)
             nursery.start_soon(pump, self.upstream.stream, conn.stream, nursery.cancel_scope)
 
-
-def _quoted(value: bytes) -> bytes:
-    """A Forwarded parameter value: a token as is, anything else quoted."""
-    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value.decode("latin-1")):
-        return value
-    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'

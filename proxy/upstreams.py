@@ -43,6 +43,10 @@ class UpstreamPool:
         """An open connection to ``address``: an idle one if any is still good, else a new one.
 
         Raises OSError (refused, unreachable) or ConnectTimeout."""
+        return self.take_idle(address) or await self.connect(address)
+
+    def take_idle(self, address: Address) -> Upstream | None:
+        """An idle connection to ``address`` that is still good, if there is one."""
         idle = self.idle.get(address)
         while idle:
             upstream = idle.pop()
@@ -52,7 +56,7 @@ class UpstreamPool:
                 return upstream
             self.counters["stale"] += 1
             upstream.stream.close()
-        return await self.connect(address)
+        return None
 
     async def connect(self, address: Address) -> Upstream:
         """A new connection to ``address``; raises OSError or ConnectTimeout."""

@@ -1,0 +1,156 @@
+"""What the ingress passes through, sans-io: the request head going up, the answer coming down.
+
+Both drivers of an exchange use these, so they behave alike: the task per
+connection of :mod:`proxy.ingressexchange` (bodies, upgrades, TLS) and the
+selector loop of :mod:`proxy.ingressengine` (plain bodiless requests).
+
+- :func:`upstream_head` writes the request for the upstream: hop-by-hop headers
+  dropped, the forwarding headers (X-Forwarded-*, X-Real-IP, Forwarded) set by
+  the proxy, client copies of them and names with ``_`` dropped (as nginx does).
+- :class:`ResponseRelay` reads the upstream's answer and writes it for the
+  client: 1xx passed to HTTP/1.1 clients only, the final head re-framed (a
+  read-until-close body goes out chunked to 1.1 clients), a 101 the request did
+  not ask for refused, and at the end whether each side may be kept alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy import http1
+from proxy.http1 import Body, EndOfMessage, RequestHead, ResponseHead, Upgrade
+
+FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                        b"x-real-ip", b"forwarded"})
+
+MORE, FLUSH, DONE, UPGRADE = "more", "flush", "done", "upgrade"
+
+
+@dataclass
+class Answer(Exception):
+    """The proxy answers this request itself."""
+
+    status: int
+    message: str
+    headers: http1.Headers = ()  # type: ignore[assignment]
+
+
+class Forwarding:
+    """The forwarding headers of one client connection (the same for each of its requests)."""
+
+    __slots__ = ("scheme", "headers", "forwarded_for")
+
+    def __init__(self, client_ip: str, scheme: str, port: int) -> None:
+        client = client_ip.encode()
+        self.scheme = scheme
+        self.headers = [(b"X-Forwarded-For", client), (b"X-Real-IP", client),
+                        (b"X-Forwarded-Proto", scheme.encode()), (b"X-Forwarded-Port", str(port).encode())]
+        self.forwarded_for = b"for=" + (b'"[' + client + b']"' if b":" in client else client) + b";host="
+
+
+def upstream_head(head: RequestHead, forwarding: Forwarding, upstream: tuple[str, int]) -> bytes:
+    """The request head as the upstream gets it."""
+    keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
+    # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
+    headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep)
+               if b"_" not in n and n.lower() not in FORWARDING]
+    host = head.host.encode("latin-1")
+    if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
+        headers.append((b"Host", f"{upstream[0]}:{upstream[1]}".encode()))
+    headers += [(b"X-Forwarded-Host", host), *forwarding.headers,
+                (b"Forwarded", forwarding.forwarded_for + _quoted(host) + b";proto=" + forwarding.scheme.encode())]
+    return http1.request_head(head, headers, upgrade=head.upgrade)
+
+
+def _quoted(value: bytes) -> bytes:
+    """A Forwarded parameter value: a token as is, anything else quoted."""
+    if value and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value.decode("latin-1")):
+        return value
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+class ResponseRelay:
+    """The upstream's answer to one request, re-framed for the client.
+
+    Feed it what the upstream sends (``b""`` for its end of stream), then call
+    :meth:`step` for the bytes to pass on and what comes next: MORE (read the
+    upstream again), FLUSH (send, then step again), DONE (the answer ended:
+    :meth:`outcome` says which connections live on), UPGRADE (after a 101:
+    ``upgraded`` holds the upstream's first bytes of the new protocol).
+    Raises :class:`Answer` (502) when the upstream breaks HTTP."""
+
+    __slots__ = ("head", "reader", "response", "chunked_out", "keep_client", "flush_bytes", "upgraded")
+
+    def __init__(self, head: RequestHead, flush_bytes: int) -> None:
+        self.head = head
+        self.reader = http1.ResponseReader(head.method)
+        self.response: ResponseHead | None = None  # the final (non-1xx) head, once read
+        self.chunked_out = False
+        self.keep_client = False
+        self.flush_bytes = flush_bytes
+        self.upgraded = b""
+
+    @property
+    def started(self) -> bool:
+        """The final answer's head is among the bytes handed out: the client can no longer be told of a failure."""
+        return self.response is not None
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self.reader.feed(data)
+        else:
+            self.reader.feed_eof()
+
+    def step(self, body_sent: bool) -> tuple[bytes, str]:
+        """The bytes for the client, and what next; ``body_sent``: the whole request is upstream."""
+        head, size = self.head, 0
+        out: list[bytes] = []
+        while True:
+            try:
+                event = self.reader.next_event()
+            except http1.ProtocolError as exc:
+                raise Answer(502, str(exc)) from None
+            if event is None:
+                return b"".join(out), MORE
+            if isinstance(event, ResponseHead):
+                if 100 <= event.status < 200 and event.status != 101:
+                    if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
+                        out.append(http1.response_head(event, chunked=False, keep_alive=True))
+                    continue
+                self.response = event
+                if event.status == 101:
+                    if not head.upgrade:
+                        raise Answer(502, "the upstream switched protocols though the request did not ask to")
+                    out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
+                    continue
+                self.chunked_out = chunked = (event.chunked or event.until_close) and head.version == "1.1"
+                framed = event.bodiless or event.length is not None or chunked
+                # An answer that comes before the whole body went up ends the connection (Connection: close).
+                self.keep_client = head.keep_alive and framed and not head.upgrade and body_sent
+                out.append(http1.response_head(event, chunked=chunked, keep_alive=self.keep_client,
+                                               http10_client=head.version == "1.0"))
+            elif isinstance(event, Body):
+                out.append(http1.chunk(event.data) if self.chunked_out else event.data)
+                size += len(event.data)
+                if size >= self.flush_bytes:
+                    return b"".join(out), FLUSH
+            elif isinstance(event, EndOfMessage):
+                if self.response is None or (self.response.status == 101 and head.upgrade):
+                    continue  # the end of a 1xx; or of a 101, whose Upgrade event follows
+                if self.chunked_out:
+                    out.append(http1.LAST_CHUNK)
+                return b"".join(out), DONE
+            elif isinstance(event, Upgrade):
+                self.upgraded = event.data
+                return b"".join(out), UPGRADE
+            else:
+                raise Answer(502, "the upstream sent a request")
+
+    def outcome(self, body_sent: bool) -> tuple[bool, bool]:
+        """After DONE: (the client connection may carry another request, the upstream one may be pooled)."""
+        response = self.response
+        assert response is not None
+        # Bytes after the answer (a second response nobody asked for) make the connection unusable.
+        clean = not self.reader.events and not self.reader.head_begun
+        reusable = response.keep_alive and not response.until_close and body_sent and clean
+        return self.keep_client and body_sent, reusable
