@@ -99,6 +99,7 @@ class Upgrade:
 
 
 NEED_DATA = None
+END_OF_MESSAGE = EndOfMessage()  # it carries nothing: one will do
 Event = RequestHead | ResponseHead | Body | EndOfMessage | Upgrade
 
 
@@ -148,16 +149,20 @@ class _Reader:
         self.message.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.message.headers.append((name, value))
-        if len(self.message.headers) > self.limits.max_headers:
+        message = self.message
+        headers = message.headers
+        headers.append((name, value))
+        message.head_bytes += len(name) + len(value) + 4
+        if len(headers) > self.limits.max_headers:
             self._fail(431, f"more than {self.limits.max_headers} headers")
-        self._count(len(name) + len(value) + 4)
+        if message.head_bytes > self.limits.max_head_bytes:
+            self._fail(431, f"request head larger than {self.limits.max_head_bytes} bytes")
 
     def on_body(self, data: bytes) -> None:
         self.events.append(Body(data))
 
     def on_message_complete(self) -> None:
-        self.events.append(EndOfMessage())
+        self.events.append(END_OF_MESSAGE)
 
     def _count(self, size: int) -> None:
         self.message.head_bytes += size
@@ -256,14 +261,29 @@ class ResponseReader(_Reader):
         self.until_close = False  # the current response's body ends when the upstream closes
         self.parser = httptools.HttpResponseParser(self)
 
+    def renewed(self, method: bytes) -> ResponseReader | None:
+        """This reader, ready for the answer to the next request on its kept-alive connection (llhttp
+        reads message after message); None when it cannot be (it stopped, or bytes are left over)."""
+        if self.closed or self.error is not None or self.events or self.head_begun:
+            return None
+        self.method = method
+        self.head_done = self.until_close = False
+        return self
+
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.head_begun = False
         parser = self.parser
         headers = self.message.headers
         status = parser.get_status_code()
-        lengths = [v for n, v in headers if n.lower() == b"content-length"]
-        chunked = any(n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in headers)
+        lengths: list[bytes] = []
+        chunked = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                lengths.append(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
         if len(set(lengths)) > 1:
             self._fail(502, "the upstream sent conflicting Content-Length")
         length = int(lengths[0]) if lengths and lengths[0].strip().isdigit() and not chunked else None
@@ -278,14 +298,14 @@ class ResponseReader(_Reader):
         self.until_close = head.until_close
         if self.method == b"HEAD" and not 100 <= status < 200:
             # llhttp cannot be told the request was HEAD; it would wait for a body that never comes.
-            self.events.append(EndOfMessage())
+            self.events.append(END_OF_MESSAGE)
             self.head_done = True
             raise _Stop
 
     def on_message_complete(self) -> None:
         if not self.head_done:
             self.until_close = False
-            self.events.append(EndOfMessage())
+            self.events.append(END_OF_MESSAGE)
 
     def feed_eof(self) -> None:
         """The upstream closed: the end of a read-until-close body, or an error."""
@@ -293,7 +313,7 @@ class ResponseReader(_Reader):
             return
         self.closed = True
         if self.until_close:
-            self.events.append(EndOfMessage())  # llhttp has no end-of-input call in httptools
+            self.events.append(END_OF_MESSAGE)  # llhttp has no end-of-input call in httptools
         elif self.in_head:
             self.error = ProtocolError(502, "the upstream closed the connection without answering")
         else:
@@ -316,20 +336,26 @@ def connection_tokens(headers: Headers) -> set[bytes]:
     return tokens
 
 
+def dropped(headers: Headers, keep: frozenset[bytes] = frozenset(), also: frozenset[bytes] = frozenset()) -> frozenset[bytes]:
+    """Lower-case names not to pass on: hop-by-hop ones and those Connection names, except ``keep``; and ``also``."""
+    named = connection_tokens(headers)
+    drop = HOP_BY_HOP | also if not named else HOP_BY_HOP | named | also
+    return drop - keep if keep else drop
+
+
 def end_to_end(headers: Headers, keep: frozenset[bytes] = frozenset()) -> Headers:
     """``headers`` without hop-by-hop ones (and those Connection names), except ``keep``."""
-    named = connection_tokens(headers)
-    drop = (HOP_BY_HOP | named) - keep
+    drop = dropped(headers, keep)
     return [(n, v) for n, v in headers if n.lower() not in drop]
 
 
-def request_head(head: RequestHead, headers: Headers, *, upgrade: bool) -> bytes:
-    """The request line and ``headers`` (already end-to-end, plus framing) for the upstream."""
+def request_head(head: RequestHead, headers: Headers, *, upgrade: bool, extra: bytes = b"") -> bytes:
+    """The request line and ``headers`` (already end-to-end), then ``extra`` (whole header lines), then framing."""
     lines = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     for name, value in headers:
-        if name.lower() == b"content-length":  # the framing is written below, once
-            continue
-        lines += [name, b": ", value, b"\r\n"]
+        if name.lower() != b"content-length":  # the framing is written below, once
+            lines += (name, b": ", value, b"\r\n")
+    lines.append(extra)
     if upgrade:
         lines.append(b"Connection: upgrade\r\n")
     if head.chunked:
@@ -340,17 +366,20 @@ def request_head(head: RequestHead, headers: Headers, *, upgrade: bool) -> bytes
     return b"".join(lines)
 
 
+_FRAMING = frozenset({b"content-length"})
+
+
 def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrade: bool = False,
                   http10_client: bool = False, extra: Headers = ()) -> bytes:  # type: ignore[assignment]
     reason = head.reason or REASONS.get(head.status, b"")
     lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
-    keep = frozenset({b"upgrade"}) if upgrade else frozenset()
-    for name, value in end_to_end(head.headers, keep):
-        if name.lower() == b"content-length":  # the framing is written below
-            continue
-        lines += [name, b": ", value, b"\r\n"]
+    # Content-Length is written below, with the framing.
+    drop = dropped(head.headers, frozenset({b"upgrade"}) if upgrade else frozenset(), _FRAMING)
+    for name, value in head.headers:
+        if name.lower() not in drop:
+            lines += (name, b": ", value, b"\r\n")
     for name, value in extra:
-        lines += [name, b": ", value, b"\r\n"]
+        lines += (name, b": ", value, b"\r\n")
     if upgrade:
         lines.append(b"Connection: upgrade\r\n")
     elif not keep_alive:

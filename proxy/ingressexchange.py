@@ -165,7 +165,7 @@ class Exchange:
 
     async def _relay_response(self) -> tuple[bool, bool]:
         """Pass the answer down; (client connection reusable, upstream connection reusable)."""
-        relay = ResponseRelay(self.head, self.settings.receive_bytes)
+        relay = ResponseRelay(self.head, self.settings.receive_bytes, self.upstream.reader)
         while True:
             out, state = relay.step(self.body_sent)
             if out:
@@ -173,6 +173,7 @@ class Exchange:
             if state == MORE:
                 relay.feed(await self._receive_upstream())
             elif state == DONE:
+                self.upstream.reader = relay.reader
                 return relay.outcome(self.body_sent)
             elif state == UPGRADE:
                 await self._tunnel(relay.upgraded)

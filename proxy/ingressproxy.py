@@ -35,6 +35,7 @@ from emulator.settings import IngressSettings
 from proxy import http1, ingressroutes, rawstream, servicemap
 from proxy.balancer import Balancer
 from proxy.ingressconn import ClientConnection
+from proxy.ingressengine import IngressEngine
 from proxy.ingressroutes import Backend, RouteTable
 from proxy.ingresstls import Certificates
 from proxy.rawstream import RawStream
@@ -77,6 +78,8 @@ class IngressProxy:
         self.settings = settings
         self.limits = http1.Limits(settings.max_head_bytes, settings.max_headers)
         self.pool = UpstreamPool(settings)
+        self.engine = IngressEngine(self, settings)  # plain HTTP's hot path
+        self.pool.watcher = self.engine
         self.ingresses = Informer(client, "Ingress")
         self.classes = Informer(client, "IngressClass")
         self.services = Informer(client, "Service")
@@ -112,6 +115,7 @@ class IngressProxy:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.events.run)
+                await nursery.start(self.engine.run)
                 for informer in (self.classes, self.services, self.endpoints, self.secrets, self.ingresses):
                     await nursery.start(informer.run)
                 self.sync()
@@ -171,20 +175,18 @@ class IngressProxy:
                 return
 
     async def _serve(self, listener: socket.socket, scheme: str) -> None:
+        """Plain HTTP starts on the engine's selector; HTTPS gets a task per connection."""
         port = listener.getsockname()[1]
 
         async def handler(stream: RawStream, client_ip: str) -> None:
             try:
-                if scheme == "https":
-                    tls = trio.SSLStream(stream, self.certificates.default, server_side=True, https_compatible=True)
-                    with trio.move_on_after(self.settings.tls_handshake_timeout) as timer:
-                        await tls.do_handshake()
-                    if timer.cancelled_caught:
-                        stream.close()
-                        return
-                    await ClientConnection(self, tls, client_ip, scheme="https", port=port).serve()
-                else:
-                    await ClientConnection(self, stream, client_ip, scheme="http", port=port).serve()
+                tls = trio.SSLStream(stream, self.certificates.default, server_side=True, https_compatible=True)
+                with trio.move_on_after(self.settings.tls_handshake_timeout) as timer:
+                    await tls.do_handshake()
+                if timer.cancelled_caught:
+                    stream.close()
+                    return
+                await ClientConnection(self, tls, client_ip, scheme="https", port=port).serve()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
             except Exception:  # a bug must cost one connection, never the ingress
@@ -194,7 +196,14 @@ class IngressProxy:
 
         try:
             async with trio.open_nursery() as connections:
-                await rawstream.serve(listener, handler, connections)
+                if scheme == "http":
+                    self.engine.add_listener(listener, connections)
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        self.engine.remove_listener(listener)
+                else:
+                    await rawstream.serve(listener, handler, connections)
         finally:
             trio.lowlevel.notify_closing(listener)
             listener.close()
@@ -322,7 +331,8 @@ class IngressProxy:
                 self.log.warning("status_failed", ingress=f"{meta['namespace']}/{meta['name']}", error=exc.message)
 
     def statistics(self) -> dict[str, Any]:
-        return {"ingresses": len(self.ours()), "balancers": len(self.balancers), **self.pool.statistics()}
+        return {"ingresses": len(self.ours()), "balancers": len(self.balancers), **self.pool.statistics(),
+                "engine": self.engine.statistics()}
 
 
 def _tls_names(ingress: Obj, host: str, secret: tuple[str, str]) -> bool:

@@ -36,9 +36,9 @@ class Answer(Exception):
 
 
 class Forwarding:
-    """The forwarding headers of one client connection (the same for each of its requests)."""
+    """The forwarding headers of one client connection: the same for each of its requests to one host."""
 
-    __slots__ = ("scheme", "headers", "forwarded_for")
+    __slots__ = ("scheme", "headers", "forwarded_for", "_host", "_lines")
 
     def __init__(self, client_ip: str, scheme: str, port: int) -> None:
         client = client_ip.encode()
@@ -46,20 +46,31 @@ class Forwarding:
         self.headers = [(b"X-Forwarded-For", client), (b"X-Real-IP", client),
                         (b"X-Forwarded-Proto", scheme.encode()), (b"X-Forwarded-Port", str(port).encode())]
         self.forwarded_for = b"for=" + (b'"[' + client + b']"' if b":" in client else client) + b";host="
+        self._host: bytes | None = None
+        self._lines = b""
+
+    def lines(self, host: bytes) -> bytes:
+        """The header lines for a request to ``host`` (kept for the next request, which is most likely the same)."""
+        if host != self._host:
+            headers = [(b"X-Forwarded-Host", host), *self.headers,
+                       (b"Forwarded", self.forwarded_for + _quoted(host) + b";proto=" + self.scheme.encode())]
+            self._lines = b"".join(b"%s: %s\r\n" % header for header in headers)
+            self._host = host
+        return self._lines
+
+
+_NOT_PASSED = FORWARDING | {b"content-length"}  # forwarding headers are the proxy's; the length is written once
 
 
 def upstream_head(head: RequestHead, forwarding: Forwarding, upstream: tuple[str, int]) -> bytes:
     """The request head as the upstream gets it."""
-    keep = frozenset({b"upgrade"}) if head.upgrade else frozenset()
+    drop = http1.dropped(head.headers, frozenset({b"upgrade"}) if head.upgrade else frozenset(), _NOT_PASSED)
     # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
-    headers = [(n, v) for n, v in http1.end_to_end(head.headers, keep)
-               if b"_" not in n and n.lower() not in FORWARDING]
+    headers = [(n, v) for n, v in head.headers if b"_" not in n and n.lower() not in drop]
     host = head.host.encode("latin-1")
     if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
         headers.append((b"Host", f"{upstream[0]}:{upstream[1]}".encode()))
-    headers += [(b"X-Forwarded-Host", host), *forwarding.headers,
-                (b"Forwarded", forwarding.forwarded_for + _quoted(host) + b";proto=" + forwarding.scheme.encode())]
-    return http1.request_head(head, headers, upgrade=head.upgrade)
+    return http1.request_head(head, headers, upgrade=head.upgrade, extra=forwarding.lines(host))
 
 
 def _quoted(value: bytes) -> bytes:
@@ -81,9 +92,10 @@ class ResponseRelay:
 
     __slots__ = ("head", "reader", "response", "chunked_out", "keep_client", "flush_bytes", "upgraded")
 
-    def __init__(self, head: RequestHead, flush_bytes: int) -> None:
+    def __init__(self, head: RequestHead, flush_bytes: int, reader: http1.ResponseReader | None = None) -> None:
+        """``reader``: the one that read the previous answer on this upstream connection, if any."""
         self.head = head
-        self.reader = http1.ResponseReader(head.method)
+        self.reader = (reader and reader.renewed(head.method)) or http1.ResponseReader(head.method)
         self.response: ResponseHead | None = None  # the final (non-1xx) head, once read
         self.chunked_out = False
         self.keep_client = False
@@ -117,10 +129,10 @@ class ResponseRelay:
                     if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
                         out.append(http1.response_head(event, chunked=False, keep_alive=True))
                     continue
+                if event.status == 101 and not head.upgrade:
+                    raise Answer(502, "the upstream switched protocols though the request did not ask to")
                 self.response = event
                 if event.status == 101:
-                    if not head.upgrade:
-                        raise Answer(502, "the upstream switched protocols though the request did not ask to")
                     out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
                     continue
                 self.chunked_out = chunked = (event.chunked or event.until_close) and head.version == "1.1"

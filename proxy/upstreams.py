@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
 from emulator.settings import IngressSettings
+from proxy import http1
 from proxy.rawstream import RawStream, connect
 
 Address = tuple[str, int]
@@ -31,6 +33,16 @@ class Upstream:
     address: Address
     reused: bool = False
     idle_since: float = 0.0
+    watched: bool = False  # by the pool's watcher, which then owns its registration
+    reader: http1.ResponseReader | None = None  # what read the last answer: llhttp reads on from there
+
+
+class Watcher(Protocol):
+    """Told when idle connections come and go, so it can watch them (see :mod:`proxy.ingressengine`)."""
+
+    def idle(self, upstream: Upstream) -> None: ...
+
+    def unwatch(self, upstream: Upstream) -> None: ...
 
 
 class UpstreamPool:
@@ -38,6 +50,7 @@ class UpstreamPool:
         self.settings = settings
         self.idle: dict[Address, list[Upstream]] = {}
         self.counters = {"connected": 0, "reused": 0, "stale": 0}
+        self.watcher: Watcher | None = None
 
     async def take(self, address: Address) -> Upstream:
         """An open connection to ``address``: an idle one if any is still good, else a new one.
@@ -45,18 +58,36 @@ class UpstreamPool:
         Raises OSError (refused, unreachable) or ConnectTimeout."""
         return self.take_idle(address) or await self.connect(address)
 
-    def take_idle(self, address: Address) -> Upstream | None:
-        """An idle connection to ``address`` that is still good, if there is one."""
+    def take_idle(self, address: Address, *, check: bool = True, watched: bool = False) -> Upstream | None:
+        """An idle connection to ``address`` that is still good, if there is one.
+
+        ``check=False`` skips the peek when the caller's watcher already saw to it; ``watched=True``
+        leaves the connection with the watcher (the caller is the watcher and keeps its registration)."""
         idle = self.idle.get(address)
         while idle:
             upstream = idle.pop()
-            if _alive(upstream.stream.socket):
+            if not check or _alive(upstream.stream.socket):
                 upstream.reused = True
                 self.counters["reused"] += 1
+                if not watched:
+                    self._unwatch(upstream)
                 return upstream
             self.counters["stale"] += 1
-            upstream.stream.close()
+            self.drop(upstream)
         return None
+
+    def drop(self, upstream: Upstream) -> None:
+        """Close a connection (idle or not) for good."""
+        idle = self.idle.get(upstream.address)
+        if idle and upstream in idle:
+            idle.remove(upstream)
+        self._unwatch(upstream)
+        upstream.stream.close()
+
+    def _unwatch(self, upstream: Upstream) -> None:
+        if upstream.watched and self.watcher is not None:
+            self.watcher.unwatch(upstream)
+        upstream.watched = False
 
     async def connect(self, address: Address) -> Upstream:
         """A new connection to ``address``; raises OSError or ConnectTimeout."""
@@ -69,10 +100,12 @@ class UpstreamPool:
     def give_back(self, upstream: Upstream) -> None:
         idle = self.idle.setdefault(upstream.address, [])
         if len(idle) >= self.settings.upstream_idle_per_endpoint:
-            upstream.stream.close()
+            self.drop(upstream)
             return
         upstream.idle_since = trio.current_time()
         idle.append(upstream)
+        if self.watcher is not None:
+            self.watcher.idle(upstream)
 
     def prune(self, keep: set[Address] | None = None) -> None:
         """Close connections idle too long, and all of those to endpoints not in ``keep``."""
@@ -83,6 +116,7 @@ class UpstreamPool:
             fresh = [u for u in idle if not gone and u.idle_since > limit]
             for upstream in idle:
                 if gone or upstream.idle_since <= limit:
+                    self._unwatch(upstream)
                     upstream.stream.close()
             if fresh:
                 self.idle[address] = fresh
@@ -92,6 +126,7 @@ class UpstreamPool:
     def close(self) -> None:
         for idle in self.idle.values():
             for upstream in idle:
+                self._unwatch(upstream)
                 upstream.stream.close()
         self.idle.clear()
 

@@ -125,6 +125,14 @@ def serve(conn: socket.socket) -> None:
                 return
             elif action == "/switch":
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+            elif action == "/big":  # a large answer, to fill the buffers of a client that does not read
+                size = int(query.get("size", "1000000"))
+                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+                conn.sendall(bytes(i % 251 for i in range(size)))
+            elif action == "/close-after":  # says keep-alive, then closes the idle connection, as servers do
+                answer(conn, 200, b"bye\n", "Connection: keep-alive\r\n")
+                time.sleep(float(query.get("s", "0.1")))
+                return
             elif action == "/status":
                 answer(conn, int(query.get("code", "200")), b"")
             else:

@@ -141,6 +141,10 @@ async def test_graceful_delete_sigterm_then_sigkill(cluster: Cluster) -> None:
     assert trio.current_time() - start < 10, "a pod that exits on SIGTERM goes at once"
 
     await wait_for(client, "Pod", "stubborn", lambda p: p is None or bool(container_status(p)["state"].get("running")))
+    stubborn_root = cluster.home.node_dir(stubborn_pod["spec"]["nodeName"]) / "pods" / stubborn_pod["metadata"]["uid"]
+    with trio.fail_after(10):  # running is not enough: a SIGTERM before the handler is set would kill it
+        while not (stubborn_root / "root" / "started").exists():
+            await trio.sleep(0.02)
     start = trio.current_time()
     await client.delete("Pod", "stubborn")
     marked = await client.get("Pod", "stubborn")

