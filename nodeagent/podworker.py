@@ -93,6 +93,7 @@ class PodWorker:
         self.gone = trio.Event()  # the API no longer has the pod: kill now
         self.finished = trio.Event()
         self.keep_object = False  # the node is shutting down: stop, but the pod stays the cluster's
+        self.resume = False  # ... and starts again when the node returns, as after a reboot
         self.shutdown_grace = math.inf
         self._dirty = trio.Event()
         self._published: Obj | None = None
@@ -133,6 +134,10 @@ class PodWorker:
         """The node is stopping: stop gracefully (at most ``grace`` s), keep the pod object."""
         self.keep_object = True
         self.shutdown_grace = grace
+        # Containers the node stops were not done: a pod whose policy restarts them stays Running, and the
+        # node starts them again when it returns (a pod that had already finished stays finished).
+        finished = self.pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        self.resume = self.policy != "Never" and not finished and not self.pod["metadata"].get("deletionTimestamp")
         self.terminating.set()
 
     # -- the life ------------------------------------------------------------------
@@ -535,8 +540,11 @@ class PodWorker:
             for c in app:
                 if not c.running and c.terminated is None and c.waiting_reason == "ContainerCreating" and init:
                     c.waiting_reason = "PodInitializing"
+        phase = podstatus.pod_phase(self.policy, init, app, self.init_done)
+        if self.resume and phase in ("Succeeded", "Failed"):
+            phase = "Running"
         status: Obj = {
-            "phase": podstatus.pod_phase(self.policy, init, app, self.init_done),
+            "phase": phase,
             "conditions": podstatus.pod_conditions(init, app, self.init_done, previous.get("conditions", []), now_rfc3339()),
             "hostIP": self.ctx.host_ip, "hostIPs": [{"ip": self.ctx.host_ip}],
             "startTime": self.start_time or now_rfc3339(),

@@ -268,6 +268,7 @@ class ResponseReader(_Reader):
             return None
         self.method = method
         self.head_done = self.until_close = False
+        self.in_head, self.raw_in_head = True, 0  # as a new reader: the next head's bytes are counted
         return self
 
     def on_headers_complete(self) -> None:

@@ -207,8 +207,10 @@ class IngressEngine:
                         log.exception("accept_failed", port=data.port)
                 continue
             if type(data) is Upstream:  # an idle pooled connection stirred: the pod closed it (or babbles)
-                self.routes.pool.counters["stale"] += 1
-                self.routes.pool.drop(data)
+                pool = self.routes.pool
+                if data.watched and data in pool.idle.get(data.address, ()):  # not taken earlier in this batch
+                    pool.counters["stale"] += 1
+                    pool.drop(data)
                 continue
             client, is_client = data
             if client not in self.clients:
@@ -367,6 +369,8 @@ class IngressEngine:
         upstream = None if endpoint is None else self.routes.pool.take_idle(
             (endpoint.ip, endpoint.port), check=head.method not in IDEMPOTENT, watched=True)
         if endpoint is None or upstream is None:
+            if endpoint is not None:
+                balancer.closed(endpoint)  # undo the pick: the task picks again
             self._hand_off(client, head)  # to connect, or to retry over the endpoints, or to say why not
             return
         balancer.connected(endpoint)
@@ -374,6 +378,7 @@ class IngressEngine:
         if upstream.watched:  # its registration passes from the idle watch to this forward
             self.selector.modify(forward.sock, READ, (client, False))
             forward.mask = READ
+            upstream.watched = False
         client.forward = forward
         client.keep = True
         self.counters["forwarded"] += 1
@@ -444,7 +449,7 @@ class IngressEngine:
             if client.pending:
                 return  # the rest once the client has taken this (its flush steps the relay again)
             if state == MORE:
-                self._set_upstream_mask(forward, READ)
+                self._set_upstream_mask(forward, READ | (WRITE if forward.pending else 0))
                 self._set_deadline(client, self.settings.response_timeout)
                 return
             if state != FLUSH:  # an upgrade, which a bodiless request without Upgrade never gets
@@ -542,7 +547,11 @@ class IngressEngine:
         client.pending.clear()
         client.keep = True
         self.clients.add(client)
-        self._await_request(client)
+        try:
+            self._await_request(client)
+        except Exception:  # a bug must cost one connection, never the ingress
+            log.exception("connection_failed", client=client.ip)
+            self._close(client)
 
     # -- registration and teardown ----------------------------------------------------------------
 

@@ -90,7 +90,7 @@ class ResponseRelay:
     ``upgraded`` holds the upstream's first bytes of the new protocol).
     Raises :class:`Answer` (502) when the upstream breaks HTTP."""
 
-    __slots__ = ("head", "reader", "response", "chunked_out", "keep_client", "flush_bytes", "upgraded")
+    __slots__ = ("head", "reader", "response", "chunked_out", "keep_client", "flush_bytes", "upgraded", "_head_out")
 
     def __init__(self, head: RequestHead, flush_bytes: int, reader: http1.ResponseReader | None = None) -> None:
         """``reader``: the one that read the previous answer on this upstream connection, if any."""
@@ -101,11 +101,12 @@ class ResponseRelay:
         self.keep_client = False
         self.flush_bytes = flush_bytes
         self.upgraded = b""
+        self._head_out = False
 
     @property
     def started(self) -> bool:
         """The final answer's head is among the bytes handed out: the client can no longer be told of a failure."""
-        return self.response is not None
+        return self._head_out
 
     def feed(self, data: bytes) -> None:
         if data:
@@ -115,6 +116,11 @@ class ResponseRelay:
 
     def step(self, body_sent: bool) -> tuple[bytes, str]:
         """The bytes for the client, and what next; ``body_sent``: the whole request is upstream."""
+        out, state = self._step(body_sent)  # an Answer raised here hands out nothing of this step
+        self._head_out = self.response is not None
+        return out, state
+
+    def _step(self, body_sent: bool) -> tuple[bytes, str]:
         head, size = self.head, 0
         out: list[bytes] = []
         while True:

@@ -56,6 +56,8 @@ async def test_requests_move_between_the_loop_and_a_task_on_one_connection(clust
     assert sent["x-forwarded-for"] == "127.0.0.1" and sent["x-forwarded-host"] == HOST
     assert sent["x-forwarded-proto"] == "http" and sent["forwarded"] == f"for=127.0.0.1;host={HOST};proto=http"
     await until(lambda: ing.engine.statistics()["open"] == 0, "the closed connection forgotten")
+    # Every pick was matched by its end, on both paths and across hand-offs: nothing counts as active.
+    assert [active for b in ing.balancers.values() for active, _ in b.statistics().values()] == [0]
 
 
 @pytest.mark.deadline(60)

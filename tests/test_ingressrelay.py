@@ -77,6 +77,10 @@ def test_broken_answers_are_502_and_big_bodies_flush_in_pieces() -> None:
     with pytest.raises(Answer) as raised:
         relay_all(ResponseRelay(GET11, 65536), b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", b"")
     assert raised.value.status == 502 and "before its response ended" in raised.value.message
+    relay = ResponseRelay(GET11, 65536)  # a head and a broken body in one read: nothing was handed out yet
+    with pytest.raises(Answer):
+        relay_all(relay, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert not relay.started
     relay = ResponseRelay(GET11, 4)
     relay.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
     relay.feed(b"01234")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+from typing import Any
 
 import pytest
 import trio
@@ -71,6 +73,35 @@ def api_pid(home: Home, up: Up) -> int:
     return apis[0]
 
 
+PODS = b"""
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers: [{name: app, image: python, command: [python3, -c, "import time; time.sleep(1000)"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: OnFailure
+  containers: [{name: app, image: sh, command: [sh, -c, "echo done"]}]
+"""
+
+
+async def pod_phase(home: Home, name: str, phase: str, *, started: bool = False) -> dict[str, Any]:
+    """Poll ``kubemu get pod`` until the pod has ``phase`` (and, with ``started``, a running container)."""
+    with trio.fail_after(30):
+        while True:
+            result = await kubemu(home, "get", "pod", name, "-o", "json")
+            if result.returncode == 0:
+                pod: dict[str, Any] = json.loads(result.stdout)
+                statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+                if pod.get("status", {}).get("phase") == phase and (not started or "running" in statuses[0].get("state", {})):
+                    return pod
+            await trio.sleep(0.2)
+
+
 @pytest.mark.deadline(120)
 async def test_up_runs_heals_and_stops(home: Home, nursery: trio.Nursery) -> None:
     up = await start_up(home, nursery)
@@ -81,6 +112,10 @@ async def test_up_runs_heals_and_stops(home: Home, nursery: trio.Nursery) -> Non
         assert nodes.stdout == b"node/node-1\nnode/node-2\n"
         created = await kubemu(home, "create", "-f", "-", stdin=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\n")
         assert created.returncode == 0, created.stderr
+        created = await kubemu(home, "create", "-f", "-", stdin=PODS)
+        assert created.returncode == 0, created.stderr
+        await pod_phase(home, "sleeper", "Running")
+        await pod_phase(home, "once", "Succeeded")
 
         twin = await kubemu(home, "up", "--api-port", "0")
         assert twin.returncode == 1
@@ -106,6 +141,10 @@ async def test_up_runs_heals_and_stops(home: Home, nursery: trio.Nursery) -> Non
     try:
         result = await kubemu(home, "get", "cm", "keep", "-o", "name")
         assert result.stdout == b"configmap/keep\n", "a restarted `up` finds what was there"
+        # Pods the nodes stopped are started again, as after a reboot; a pod that had finished stays finished.
+        sleeper = await pod_phase(home, "sleeper", "Running", started=True)
+        assert sleeper["status"]["containerStatuses"][0]["state"]["running"]
+        assert (await pod_phase(home, "once", "Succeeded"))["status"]["containerStatuses"][0]["restartCount"] == 0
     finally:
         assert await again.stop() == 0
 
