@@ -556,26 +556,22 @@ class IngressEngine:
     # -- registration and teardown ----------------------------------------------------------------
 
     def _set_mask(self, client: Client, mask: int) -> None:
-        if mask == client.mask:
-            return
-        if client.mask == 0:
-            self.selector.register(client.sock, mask, (client, True))
-        elif mask == 0:
-            self.selector.unregister(client.sock)
-        else:
-            self.selector.modify(client.sock, mask, (client, True))
-        client.mask = mask
+        if mask != client.mask:
+            client.mask = self._register(client.sock, client.mask, mask, (client, True))
 
     def _set_upstream_mask(self, forward: Forward, mask: int) -> None:
-        if mask == forward.mask:
-            return
-        if forward.mask == 0:
-            self.selector.register(forward.sock, mask, (forward.client, False))
+        if mask != forward.mask:
+            forward.mask = self._register(forward.sock, forward.mask, mask, (forward.client, False))
+
+    def _register(self, sock: socket.socket, current: int, mask: int, data: tuple[Client, bool]) -> int:
+        """Move ``sock`` from the events ``current`` to ``mask`` (0: not registered); returns ``mask``."""
+        if current == 0:
+            self.selector.register(sock, mask, data)
         elif mask == 0:
-            self.selector.unregister(forward.sock)
+            self.selector.unregister(sock)
         else:
-            self.selector.modify(forward.sock, mask, (forward.client, False))
-        forward.mask = mask
+            self.selector.modify(sock, mask, data)
+        return mask
 
     def _close(self, client: Client) -> None:
         if client.forward is not None:

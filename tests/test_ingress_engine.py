@@ -5,6 +5,7 @@ task of its own, and a connection moves between the two without the client seein
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -27,10 +28,12 @@ async def hot_ingress(cluster: Cluster) -> tuple[IngressProxy, int]:
     return ing, ing.bound.http
 
 
-async def until(predicate: object, what: str, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # type: ignore[operator]
-            await trio.sleep(0.01)
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = trio.current_time() + timeout
+    while not predicate():
+        if trio.current_time() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await trio.sleep(0.01)
 
 
 @pytest.mark.deadline(60)
