@@ -50,3 +50,13 @@ def test_generic_secret_and_configmap(tmp_path: Path) -> None:
         generators.build(args("configmap", "c", from_literal=["novalue"]))
     with pytest.raises(UsageError, match="expected: kubemu create"):
         generators.build(args("secret", "weird", "x"))
+
+
+def test_from_file_with_a_directory_takes_each_file_in_it(tmp_path: Path) -> None:
+    (tmp_path / "server.py").write_text("print('hi')\n")
+    (tmp_path / "notes.txt").write_text("two\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deeper.py").write_text("not taken\n")
+    (tmp_path / "bad name").write_text("not a valid key\n")
+    config = generators.build(args("configmap", "apps", from_file=[str(tmp_path)]))
+    assert config["data"] == {"notes.txt": "two\n", "server.py": "print('hi')\n"}

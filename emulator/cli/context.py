@@ -50,7 +50,8 @@ def qualified(info: KindInfo) -> str:
 
 
 def split_targets(words: list[str]) -> list[tuple[KindInfo, list[str]]]:
-    """``KIND[,KIND] [NAME...]`` or ``KIND/NAME...`` into (kind, names) pairs."""
+    """``KIND[,KIND] [NAME...]`` or ``KIND/NAME...`` into (kind, names) pairs; as in
+    kubectl, ``delete svc,ep db`` names the Service db and the Endpoints db."""
     if not words:
         raise UsageError("you must specify the type of resource to get")
     if any("/" in w for w in words):
@@ -69,6 +70,4 @@ def split_targets(words: list[str]) -> list[tuple[KindInfo, list[str]]]:
             infos += [kinds.KINDS[k] for k in ("Pod", "Service", "Deployment", "ReplicaSet", "StatefulSet")]
         else:
             infos.append(resolve_kind(word))
-    if len(infos) > 1 and len(words) > 1:
-        raise UsageError("names cannot be given with more than one resource type; use TYPE/NAME")
     return [(info, words[1:]) for info in infos]

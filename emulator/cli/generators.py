@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 from emulator.cli.context import UsageError
 
 Obj = dict[str, Any]
+KEY = re.compile(r"[-._a-zA-Z0-9]+")  # a ConfigMap or Secret key
 USAGE = ("kubemu create secret tls NAME --cert FILE --key FILE | secret generic NAME [--from-literal K=V] "
          "[--from-file [K=]FILE] | configmap NAME [--from-literal K=V] [--from-file [K=]FILE] | -f FILE")
 
@@ -63,10 +65,20 @@ def _entries(args: argparse.Namespace) -> dict[str, bytes]:
         entries[key] = value.encode()
     for item in args.from_file:
         key, sep, path = item.partition("=")
+        if not sep and Path(item).is_dir():
+            entries.update(_directory(Path(item)))
+            continue
         if not sep:
             key, path = Path(item).name, item
         entries[key] = _read(path, "--from-file")
     return entries
+
+
+def _directory(path: Path) -> dict[str, bytes]:
+    """As kubectl: each regular file directly in the directory, keyed by its name;
+    subdirectories and names that are not valid keys are passed over."""
+    return {f.name: _read(str(f), "--from-file") for f in sorted(path.iterdir())
+            if f.is_file() and KEY.fullmatch(f.name)}
 
 
 def _check_pair(cert_pem: bytes, key_pem: bytes, cert_path: str, key_path: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from emulator.cli.context import UsageError, cli_client, client_config, namespace_of, namespace_parent
+from emulator.cli.podpick import pod_named
 from emulator.cli.printers import render
 from emulator.client import ApiClient, ClientConfig, open_client
 from emulator.errors import ApiError, BadRequest
@@ -22,7 +23,7 @@ Obj = dict[str, Any]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", parents=[namespace_parent()], help="print a container's logs")
-    p.add_argument("pod", help="POD or pod/POD")
+    p.add_argument("pod", help="POD, pod/POD, or deploy|sts|rs|svc/NAME for one of its pods")
     p.add_argument("-c", "--container")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-p", "--previous", action="store_true", help="the previous instance of the container")
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     e = sub.add_parser("exec", parents=[namespace_parent()], help="run a command in a container",
                        usage="kubemu exec POD [-c CONTAINER] -- COMMAND [ARG...]")
-    e.add_argument("pod")
+    e.add_argument("pod", help="POD, pod/POD, or deploy|sts|rs|svc/NAME for one of its pods")
     e.add_argument("-c", "--container")
     e.add_argument("-i", "--stdin", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("-t", "--tty", action="store_true", help=argparse.SUPPRESS)
@@ -59,13 +60,6 @@ async def agent_client(client: ApiClient, node_name: str) -> AsyncIterator[ApiCl
         yield agent
 
 
-def _pod_name(word: str) -> str:
-    kind, sep, name = word.partition("/")
-    if sep and kind not in ("pod", "pods", "po"):
-        raise UsageError(f"only pods have logs: {word}")
-    return name if sep else word
-
-
 async def _pod_and_node(client: ApiClient, name: str, namespace: str) -> tuple[Obj, str]:
     pod = await client.get("Pod", name, namespace)
     node = pod.get("spec", {}).get("nodeName")
@@ -77,8 +71,8 @@ async def _pod_and_node(client: ApiClient, name: str, namespace: str) -> tuple[O
 async def _logs(args: argparse.Namespace) -> int:
     config = client_config(args)
     namespace = namespace_of(args, config)
-    name = _pod_name(args.pod)
     async with cli_client(config) as client:
+        name = await pod_named(client, args.pod, namespace)
         _, node = await _pod_and_node(client, name, namespace)
         request = {"namespace": namespace, "pod": name, "container": args.container, "previous": args.previous,
                    "tail": None if args.tail < 0 else args.tail, "timestamps": args.timestamps}
@@ -130,9 +124,10 @@ async def _exec(args: argparse.Namespace) -> int:
     config = client_config(args)
     namespace = namespace_of(args, config)
     async with cli_client(config) as client:
-        _, node = await _pod_and_node(client, args.pod, namespace)
+        name = await pod_named(client, args.pod, namespace)
+        _, node = await _pod_and_node(client, name, namespace)
         async with agent_client(client, node) as agent:
-            result = await agent.request("exec", {"namespace": namespace, "pod": args.pod, "container": args.container,
+            result = await agent.request("exec", {"namespace": namespace, "pod": name, "container": args.container,
                                                   "command": command, "timeout": args.timeout or None})
     sys.stdout.buffer.write(result["stdout"])
     sys.stdout.flush()

@@ -1,0 +1,47 @@
+"""Which pod ``kubemu logs|exec WORD`` means, as kubectl reads WORD: ``POD``,
+``pod/POD``, or a workload or Service (``deploy/web``, ``sts/db``, ``rs/..``,
+``svc/..``), which stands for one of the pods its selector picks: a Ready one
+first, then a running one, the oldest among equals."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from emulator.cli.context import UsageError, resolve_kind
+from emulator.client import ApiClient
+from emulator.errors import NotFound
+from emulator.model.selectors import LabelSelector, selector_from_map, selector_from_spec
+
+Obj = dict[str, Any]
+WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet")
+
+
+async def pod_named(client: ApiClient, word: str, namespace: str) -> str:
+    kind, sep, name = word.partition("/")
+    if not sep:
+        return word
+    info = resolve_kind(kind)
+    if info.kind == "Pod":
+        return name
+    if info.kind not in (*WORKLOADS, "Service"):
+        raise UsageError(f"cannot choose a pod from {word}: use a pod, deployment, replicaset, statefulset or service")
+    owner = await client.get(info.kind, name, namespace)
+    spec = owner.get("spec") or {}
+    selector: LabelSelector = selector_from_map(spec.get("selector")) if info.kind == "Service" \
+        else selector_from_spec(spec.get("selector"))
+    pods = [p for p in (await client.list("Pod", namespace))["items"]
+            if selector.matches(p.get("metadata", {}).get("labels")) and not p["metadata"].get("deletionTimestamp")]
+    if not pods:
+        raise NotFound(f"no pods found for {word}")
+    chosen = min(pods, key=_preference)
+    if len(pods) > 1:
+        print(f"Found {len(pods)} pods, using pod/{chosen['metadata']['name']}", file=sys.stderr)
+    return str(chosen["metadata"]["name"])
+
+
+def _preference(pod: Obj) -> tuple[bool, bool, str, str]:
+    status = pod.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return (not ready, status.get("phase") != "Running", pod["metadata"].get("creationTimestamp", ""),
+            pod["metadata"]["name"])
