@@ -44,7 +44,7 @@ class SupervisorSettings:
     ready_timeout: float = 30.0
     restart_backoff_initial: float = 0.5
     restart_backoff_max: float = 10.0
-    stop_grace: float = 20.0  # per tier: node agents first (their pods stop gracefully), then the API
+    stop_grace: float = 20.0  # per tier: proxies first, then node agents (their pods stop gracefully), then the API
 
 
 @dataclass(frozen=True)

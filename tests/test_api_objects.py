@@ -195,3 +195,16 @@ async def test_an_update_naming_another_uid_is_a_conflict(client: ApiClient) -> 
     with pytest.raises(Conflict, match="Precondition failed: UID in precondition"):
         await client.patch("ConfigMap", "same-name", {"metadata": {"uid": first["metadata"]["uid"]}, "data": {"v": "old"}})
     assert (await client.get("ConfigMap", "same-name"))["data"] == {"v": "2"}
+
+
+async def test_an_object_in_another_namespace_than_the_request_is_refused(client: ApiClient) -> None:
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    elsewhere = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}}
+    for write in (client.create, client.apply):
+        with pytest.raises(BadRequest, match='object "shop" does not match the namespace "default"'):
+            await write(elsewhere, "default")
+    await client.apply(elsewhere, "shop")
+    created = await client.get("ConfigMap", "c", "shop")
+    with pytest.raises(BadRequest, match="pass --namespace=shop"):
+        await client.update(created, "default")
+    assert (await client.apply({**elsewhere, "data": {"a": "1"}}, None))[0]["data"] == {"a": "1"}

@@ -53,7 +53,7 @@ def split_targets(words: list[str]) -> list[tuple[KindInfo, list[str]]]:
     """``KIND[,KIND] [NAME...]`` or ``KIND/NAME...`` into (kind, names) pairs; as in
     kubectl, ``delete svc,ep db`` names the Service db and the Endpoints db."""
     if not words:
-        raise UsageError("you must specify the type of resource to get")
+        raise UsageError("you must specify the type of resource (e.g. pods, deploy/web)")
     if any("/" in w for w in words):
         if not all("/" in w for w in words):
             raise UsageError("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form")

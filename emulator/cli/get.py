@@ -162,7 +162,8 @@ async def _describe(args: argparse.Namespace) -> int:
                 related = await _related(client, info, obj)
                 print(printers_describe(obj, events, related), end="")
             if not items and not errors:
-                print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+                where = f" in {namespace} namespace" if namespace else ""
+                print(f"No resources found{where}.", file=sys.stderr)
     return 1 if failed else 0
 
 

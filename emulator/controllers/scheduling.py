@@ -27,7 +27,7 @@ the choice is deterministic. Filtering counts a missing request as zero;
 LeastAllocated, as in Kubernetes, counts it as 100m cpu and 200Mi memory, so
 best-effort pods spread too. Succeeded and Failed pods hold nothing.
 
-No I/O; imports only ``emulator.model``.
+No I/O; imports only ``emulator.model`` and ``emulator.errors``.
 """
 
 from __future__ import annotations

@@ -115,12 +115,7 @@ class Registry:
         meta = obj["metadata"]
         ns = ""
         if info.namespaced:
-            given = _namespace(meta)
-            if given and namespace and given != namespace:
-                raise BadRequest(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
-            ns = given or namespace or "default"
+            ns = _target_namespace(meta, namespace)
             self._check_namespace(ns)
         name = meta.get("name")
         if not name:
@@ -201,7 +196,7 @@ class Registry:
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest("metadata.name: Required value")
-        ns = (_namespace(meta) or namespace or "default") if info.namespaced else None
+        ns = _target_namespace(meta, namespace) if info.namespaced else None
         key = self.key(info, ns, name)
         old = self.store.latest(key)
         if old is None:
@@ -281,7 +276,7 @@ class Registry:
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest("metadata.name: Required value: apply needs a name")
-        ns = (_namespace(meta) or namespace or "default") if info.namespaced else None
+        ns = _target_namespace(meta, namespace) if info.namespaced else None
         desired = _without_last_applied(obj)
         admission.prepare_create(desired)  # reject bad input before anything else reads it
         try:
@@ -398,6 +393,15 @@ class Registry:
         for name in SYSTEM_NAMESPACES:
             if self.store.latest(("Namespace", "", name)) is None:
                 await self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def _target_namespace(meta: Obj, namespace: str | None) -> str:
+    """The object's own namespace, else the request's, else default; the two must agree (as kubectl)."""
+    given = _namespace(meta)
+    if given and namespace and given != namespace:
+        raise BadRequest(f'the namespace from the provided object "{given}" does not match the namespace '
+                         f'"{namespace}": pass --namespace={given} to perform this operation')
+    return given or namespace or "default"
 
 
 def _namespace(meta: Obj) -> str | None:

@@ -9,7 +9,7 @@ carrying ``metadata.resourceVersion``. It promises:
 - watches replay every change after a given version, in order, with no gaps, or
   answer :class:`~emulator.errors.Expired` when that history is gone.
 
-It imports ``emulator.errors`` and ``emulator.model.selectors`` only; admission,
+It imports ``emulator.errors`` and ``emulator.pidlock`` only; admission,
 defaults and Kubernetes metadata rules live in ``emulator.server``.
 """
 
