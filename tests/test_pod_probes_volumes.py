@@ -84,7 +84,7 @@ async def test_claim_data_outlives_pods(cluster: Cluster) -> None:
     await client.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
                          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     bound = await wait_for(client, "PersistentVolumeClaim", "data", phase("Bound"))
-    assert bound is not None
+    assert bound is not None and bound["spec"]["volumeName"] == f"pvc-{bound['metadata']['uid']}"
     volume = {"pod_spec": {"restartPolicy": "Never", "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]},
               "volumeMounts": [{"name": "d", "mountPath": "/data"}]}
     await client.create(pod("writer", "open('/data/note'.lstrip('/'), 'w').write('kept')", **volume))

@@ -68,6 +68,12 @@ async def _bind(client: ApiClient, events: EventRecorder, home: Home, pvc: Obj) 
     path = claim_path(home, pvc)
     await trio.to_thread.run_sync(lambda: os.makedirs(path, mode=0o755, exist_ok=True))
     spec = pvc.get("spec", {})
+    if not spec.get("volumeName"):  # as the PV controller: the claim names its volume, once
+        meta = pvc["metadata"]
+        annotations = {**(meta.get("annotations") or {}), "pv.kubernetes.io/bind-completed": "yes",
+                       "pv.kubernetes.io/bound-by-controller": "yes"}
+        pvc = await client.update({**pvc, "metadata": {**meta, "annotations": annotations},
+                                   "spec": {**spec, "volumeName": f"pvc-{meta['uid']}"}})
     capacity = spec.get("resources", {}).get("requests", {}).get("storage", "1Gi")
     status = {
         "phase": "Bound",
