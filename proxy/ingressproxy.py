@@ -52,10 +52,15 @@ BalancerKey = tuple[str, str, str]  # namespace, service, Service port name
 @dataclass(frozen=True)
 class IngressOptions:
     name: str = "ingress"
-    address: str = "127.0.0.1"  # where to listen, and what Ingress status says
+    address: str = "127.0.0.1"  # where to listen, and what Ingress status says unless ``advertise`` is set
     http_port: int | None = 8080  # None: no plain-HTTP listener
     https_port: int | None = 8443  # None: no HTTPS listener
     classes: tuple[str, ...] = ("kubemu", "nginx")
+    advertise: str = ""  # what Ingress status says, when not ``address`` (listening on 0.0.0.0 in a container)
+
+    @property
+    def status_address(self) -> str:
+        return self.advertise or self.address
 
 
 @dataclass
@@ -310,7 +315,7 @@ class IngressProxy:
         ports = [{"port": self.bound.http, "protocol": "TCP"}] if self.bound.http else []
         if self.bound.https and (ingress.get("spec") or {}).get("tls"):
             ports.append({"port": self.bound.https, "protocol": "TCP"})
-        return {"ip": self.options.address, "ports": ports} if ports else None
+        return {"ip": self.options.status_address, "ports": ports} if ports else None
 
     async def _write_statuses(self) -> None:
         ours = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in self.ours()}
@@ -318,7 +323,7 @@ class IngressProxy:
             meta = ingress["metadata"]
             mine = self._status_entry(ingress) if (meta["namespace"], meta["name"]) in ours else None
             current = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-            others = [e for e in current if e.get("ip") != self.options.address]
+            others = [e for e in current if e.get("ip") != self.options.status_address]
             wanted = [*others, mine] if mine else others
             if wanted == current:
                 continue

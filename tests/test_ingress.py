@@ -409,3 +409,16 @@ async def test_a_taken_port_is_reported_and_taken_when_free(cluster: Cluster) ->
     await wait_for(cluster.client, "Ingress", "app", lambda i: port in [
         p["port"] for e in (i or {}).get("status", {}).get("loadBalancer", {}).get("ingress", []) for p in e["ports"]])
     assert echoed(await routed(ing, "any", "/"))["pod"].startswith("app-")
+
+
+async def test_status_says_the_advertised_address(cluster: Cluster) -> None:
+    """Listening on every interface (as in compose), the status names where clients reach it."""
+    await cluster.client.create(ingress("far", [rule(None, ("/", "Prefix", "far"))]))
+    ing = await cluster.start_ingress(address="0.0.0.0", advertise="192.0.2.10")
+    assert ing.options.status_address == "192.0.2.10"
+    far = await wait_for(cluster.client, "Ingress", "far",
+                         lambda i: bool(i and i.get("status", {}).get("loadBalancer", {}).get("ingress")))
+    assert far is not None
+    assert far["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.10", "ports": [
+        {"port": ing.bound.http, "protocol": "TCP"}]}]
+    assert (await get(ing.bound.http or 0, "any")).status == 503  # it listens on 127.0.0.1 too (no Service yet)

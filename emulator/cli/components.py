@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i = sub.add_parser("ingress", help="run the ingress proxy alone, serving the cluster in the client config")
     i.add_argument("--name", default="ingress", help="this ingress proxy's name, in its Events")
     i.add_argument("--address", default="127.0.0.1", help="where to listen, and what Ingress status says")
+    i.add_argument("--advertise", default="", metavar="ADDR",
+                   help="what Ingress status says instead (e.g. listen on 0.0.0.0 in a container, advertise 127.0.0.1)")
     i.add_argument("--http-port", type=int, default=8080, help="plain HTTP port (default 8080; -1: none)")
     i.add_argument("--https-port", type=int, default=8443, help="HTTPS port (default 8443; -1: none)")
     i.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME",
@@ -201,11 +203,12 @@ def ingress(args: argparse.Namespace) -> int:
             return 1
         ports[flag] = None if port == -1 else port
     options = IngressOptions(name=args.name, address=args.address, http_port=ports["--http-port"],
-                             https_port=ports["--https-port"], classes=tuple(args.classes) or IngressOptions.classes)
+                             https_port=ports["--https-port"], classes=tuple(args.classes) or IngressOptions.classes,
+                             advertise=args.advertise)
     settings = IngressSettings()
     return _run_joined(args, started[1], "ingress",
                        lambda client, task_status: serve_ingress(client, options, settings, task_status=task_status),
-                       ready=lambda proxy: proxy.bound.describe(options.address))
+                       ready=lambda proxy: proxy.bound.describe(options.status_address))
 
 
 def _run_joined(args: argparse.Namespace, config: ClientConfig, component: str, serve: Any,
