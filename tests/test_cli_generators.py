@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emulator.cli import generators
 from emulator.cli.context import UsageError
@@ -60,3 +64,17 @@ def test_from_file_with_a_directory_takes_each_file_in_it(tmp_path: Path) -> Non
     (tmp_path / "bad name").write_text("not a valid key\n")
     config = generators.build(args("configmap", "apps", from_file=[str(tmp_path)]))
     assert config["data"] == {"notes.txt": "two\n", "server.py": "print('hi')\n"}
+
+
+def test_client_dry_run_prints_the_object_without_any_api(tmp_path: Path) -> None:
+    """`create configmap ... --dry-run=client -o yaml | kubemu apply -f -` is how files are
+    turned into an update; the first half needs no cluster (here there is none)."""
+    (tmp_path / "app.py").write_text("print('v2')\n")
+    env = {**os.environ, "KUBEMU_HOME": str(tmp_path / "no-cluster")}
+    result = subprocess.run([sys.executable, "-m", "emulator", "create", "configmap", "apps", "-n", "shop",
+                             "--from-file", str(tmp_path), "--dry-run=client", "-o", "yaml"],
+                            capture_output=True, env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "apps", "namespace": "shop"},
+                                             "data": {"app.py": "print('v2')\n"}}

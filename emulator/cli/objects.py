@@ -15,7 +15,7 @@ from emulator.cli.context import (
 )
 from emulator.cli.manifests import Document
 from emulator.client import ApiClient
-from emulator.errors import AlreadyExists, ApiError, Expired, NotFound
+from emulator.errors import AlreadyExists, ApiError, BadRequest, Expired, NotFound
 from emulator.model import kinds
 from emulator.model.kinds import KindInfo
 
@@ -65,8 +65,11 @@ async def _apply(args: argparse.Namespace, verb: str) -> int:
         documents = manifests.load(args.filename, recursive=args.recursive)
     else:
         raise UsageError(f"expected: {generators.USAGE}")
-    config = client_config(args)
     namespace = args.namespace or None
+    if args.dry_run == "client":  # as kubectl: the objects as they would be sent, no API involved
+        _print_client_dry_run([doc.object for doc in documents], verb, namespace, args.output)
+        return 0
+    config = client_config(args)
     async with cli_client(config) as client:
         problems = await _validate_all(client, documents, verb, namespace)
         if problems:
@@ -76,7 +79,7 @@ async def _apply(args: argparse.Namespace, verb: str) -> int:
                   f"{len(problems)} of {len(documents)} objects are invalid", file=sys.stderr)
             return 1
         if args.dry_run != "none":
-            suffix = f" ({args.dry_run} dry run)"
+            suffix = " (server dry run)"
             for doc in documents:
                 print(f"{_name(doc.object)} {'created' if verb == 'create' else 'configured'}{suffix}")
             return 0
@@ -129,6 +132,25 @@ def _name(obj: Obj) -> str:
         return f"{qualified(info)}/{obj.get('metadata', {}).get('name', '')}"
     except ApiError:
         return f"{str(obj.get('kind', '')).lower()}/{obj.get('metadata', {}).get('name', '')}"
+
+
+def _print_client_dry_run(objs: list[Obj], verb: str, namespace: str | None, output: str | None) -> None:
+    if namespace:
+        objs = [_in_namespace(o, namespace) for o in objs]
+    if output in ("json", "yaml") and len(objs) > 1:
+        _print_result({"apiVersion": "v1", "kind": "List", "items": objs}, "", output)
+        return
+    for obj in objs:
+        _print_result(obj, f"{'created' if verb == 'create' else 'configured'} (dry run)", output)
+
+
+def _in_namespace(obj: Obj, namespace: str) -> Obj:
+    try:
+        namespaced = kinds.for_object(obj.get("apiVersion"), obj.get("kind")).namespaced
+    except BadRequest:  # an unknown kind: shown as it is, the server would refuse it
+        return obj
+    meta = obj.get("metadata") or {}
+    return {**obj, "metadata": {**meta, "namespace": meta.get("namespace", namespace)}} if namespaced else obj
 
 
 def _print_result(obj: Obj, action: str, output: str | None) -> None:
