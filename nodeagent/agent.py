@@ -40,6 +40,12 @@ log = structlog.get_logger("node")
 Obj = dict[str, Any]
 
 
+def go_arch() -> str:
+    """The machine's architecture as Kubernetes names it (Go's GOARCH): amd64, arm64, ..."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "armv7l": "arm"}.get(machine, machine)
+
+
 @dataclass(frozen=True)
 class NodeOptions:
     name: str
@@ -84,8 +90,8 @@ class NodeAgent:
             "pods": str(o.max_pods),
             "ephemeral-storage": "100Gi",
         }
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": platform.machine().replace("x86_64", "amd64"), **dict(o.labels)}
+        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": platform.system().lower(),
+                  "kubernetes.io/arch": go_arch(), **dict(o.labels)}
         return {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": self.name, "labels": labels},
@@ -114,7 +120,7 @@ class NodeAgent:
                 "kubeletVersion": f"v1.31.0-kubemu.{emulator.__version__}",
                 "kubeProxyVersion": f"v1.31.0-kubemu.{emulator.__version__}",
                 "containerRuntimeVersion": f"kubemu://{emulator.__version__}",
-                "operatingSystem": platform.system().lower(), "architecture": capacity and platform.machine(),
+                "operatingSystem": platform.system().lower(), "architecture": go_arch(),
                 "osImage": platform.platform(terse=True), "kernelVersion": platform.release(),
                 "machineID": "", "systemUUID": "", "bootID": "",
             },

@@ -62,18 +62,23 @@ async def test_endpoints_follow_readiness_and_termination(cluster: Cluster, tmp_
     await wait_for(client, "Endpoints", "web", gone)
 
 
-async def test_hand_written_endpoints_are_left_alone(cluster: Cluster) -> None:
+async def test_hand_written_endpoints_live_and_go_with_their_service(cluster: Cluster) -> None:
     client = cluster.client
+    manual: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db", "namespace": "default"},
+                   "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432}]}]}
+    await client.create(manual)  # before its Service: it stays
     outside: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "default"},
                     "spec": {"ports": [{"port": 5432}]}}
     await client.create(outside)
-    manual: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db", "namespace": "default"},
-                   "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432}]}]}
-    await client.create(manual)
     await client.patch("Service", "db", {"metadata": {"labels": {"touched": "yes"}}})
-    await client.delete("Service", "db")
+    # A later Service the controller manages shows its queue has moved past db's events.
+    await client.create({**outside, "metadata": {"name": "marker", "namespace": "default"},
+                         "spec": {"selector": {"app": "none"}, "ports": [{"port": 80}]}})
+    await wait_for(client, "Endpoints", "marker", lambda e: e is not None)
     kept = await client.get("Endpoints", "db")
     assert kept["subsets"] == [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 15432, "protocol": "TCP"}]}]
+    await client.delete("Service", "db")  # as in Kubernetes, its Endpoints go with it
+    await wait_for(client, "Endpoints", "db", gone)
 
 
 async def test_pods_see_the_services_that_existed_when_they_started(cluster: Cluster) -> None:

@@ -55,6 +55,9 @@ async def test_pods_run_as_processes_with_their_own_addresses(cluster: Cluster) 
     assert a["status"]["podIP"] != b["status"]["podIP"]
     node = await client.get("Node", a["spec"]["nodeName"])
     assert ipaddress.ip_address(a["status"]["podIP"]) in ipaddress.ip_network(node["spec"]["podCIDR"])
+    labels, info = node["metadata"]["labels"], node["status"]["nodeInfo"]  # Kubernetes' names: linux, amd64
+    assert (labels["kubernetes.io/os"], labels["kubernetes.io/arch"]) == (info["operatingSystem"], info["architecture"])
+    assert info["architecture"] != "x86_64"
     assert a["status"]["phase"] == "Running" and container_status(a)["state"]["running"]["startedAt"]
     with trio.fail_after(10):
         while True:  # the server may take a moment to bind after the process starts

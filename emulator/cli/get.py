@@ -194,6 +194,8 @@ async def _related(client: ApiClient, info: KindInfo, obj: Obj) -> dict[str, Any
         related["replicasets"] = owned((await client.list("ReplicaSet", ns))["items"])
     elif info.kind in ("ReplicaSet", "StatefulSet"):
         related["pods"] = owned((await client.list("Pod", ns))["items"])
+    elif info.kind == "PersistentVolumeClaim":  # Used By: the pods that mount it
+        related["pods"] = (await client.list("Pod", ns))["items"]
     elif info.kind == "Node":
         related["pods"] = (await client.list("Pod", None, field_selector=f"spec.nodeName={meta['name']}"))["items"]
     elif info.kind == "Service":

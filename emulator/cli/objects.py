@@ -20,6 +20,7 @@ from emulator.model import kinds
 from emulator.model.kinds import KindInfo
 
 Obj = dict[str, Any]
+FROM_FLAGS = "<flags>"  # the Document source of an object built by create secret|configmap
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +61,7 @@ async def _apply(args: argparse.Namespace, verb: str) -> int:
     if built and args.filename:
         raise UsageError("give either -f or what to create (secret tls NAME ...), not both")
     if built:
-        documents = [Document("flags", 1, generators.build(args))]
+        documents = [Document(FROM_FLAGS, 1, generators.build(args))]
     elif args.filename:
         documents = manifests.load(args.filename, recursive=args.recursive)
     else:
@@ -75,8 +76,9 @@ async def _apply(args: argparse.Namespace, verb: str) -> int:
         if problems:
             for problem in problems:
                 print(problem, file=sys.stderr)
-            print(f"error: nothing was {'applied' if verb == 'apply' else 'created'}: "
-                  f"{len(problems)} of {len(documents)} objects are invalid", file=sys.stderr)
+            if not built:  # from flags there is one object, and its one line said it all
+                print(f"error: nothing was {'applied' if verb == 'apply' else 'created'}: "
+                      f"{len(problems)} of {len(documents)} objects were refused", file=sys.stderr)
             return 1
         if args.dry_run != "none":
             suffix = " (server dry run)"
@@ -120,6 +122,8 @@ async def _validate_all(client: ApiClient, documents: list[Document], verb: str,
 
 
 def _error_when(verb: str, doc: Document, exc: ApiError) -> str:
+    if doc.source == FROM_FLAGS:  # as kubectl: error: failed to create configmap: configmaps "x" already exists
+        return f"error: failed to create {str(doc.object.get('kind', '')).lower()}: {exc.message}"
     action = "applying" if verb == "apply" else "creating"
     if isinstance(exc, AlreadyExists | NotFound) or exc.code >= 500:
         return f"Error from server ({exc.reason}): error when {action} {doc.where}: {exc.message}"

@@ -40,6 +40,19 @@ async def pod_named(client: ApiClient, word: str, namespace: str) -> str:
     return str(chosen["metadata"]["name"])
 
 
+def container_of(pod: Obj, asked: str | None) -> str | None:
+    """The container asked for, else kubectl's default: the pod's
+    ``kubectl.kubernetes.io/default-container`` annotation, else its first container."""
+    if asked:
+        return asked
+    names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
+    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    chosen = annotated if annotated in names else (names[0] if names else None)
+    if len(names) > 1:
+        print(f'Defaulted container "{chosen}" out of: {", ".join(names)}', file=sys.stderr)
+    return chosen
+
+
 def _preference(pod: Obj) -> tuple[bool, bool, str, str]:
     status = pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])

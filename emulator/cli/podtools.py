@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from emulator.cli.context import UsageError, cli_client, client_config, namespace_of, namespace_parent
-from emulator.cli.podpick import pod_named
+from emulator.cli.podpick import container_of, pod_named
 from emulator.cli.printers import render
 from emulator.client import ApiClient, ClientConfig, open_client
 from emulator.errors import ApiError, BadRequest
@@ -73,8 +73,8 @@ async def _logs(args: argparse.Namespace) -> int:
     namespace = namespace_of(args, config)
     async with cli_client(config) as client:
         name = await pod_named(client, args.pod, namespace)
-        _, node = await _pod_and_node(client, name, namespace)
-        request = {"namespace": namespace, "pod": name, "container": args.container, "previous": args.previous,
+        pod, node = await _pod_and_node(client, name, namespace)
+        request = {"namespace": namespace, "pod": name, "container": container_of(pod, args.container), "previous": args.previous,
                    "tail": None if args.tail < 0 else args.tail, "timestamps": args.timestamps}
         async with agent_client(client, node) as agent:
             if args.follow and not args.previous:
@@ -125,9 +125,10 @@ async def _exec(args: argparse.Namespace) -> int:
     namespace = namespace_of(args, config)
     async with cli_client(config) as client:
         name = await pod_named(client, args.pod, namespace)
-        _, node = await _pod_and_node(client, name, namespace)
+        pod, node = await _pod_and_node(client, name, namespace)
         async with agent_client(client, node) as agent:
-            result = await agent.request("exec", {"namespace": namespace, "pod": name, "container": args.container,
+            result = await agent.request("exec", {"namespace": namespace, "pod": name,
+                                                  "container": container_of(pod, args.container),
                                                   "command": command, "timeout": args.timeout or None})
     sys.stdout.buffer.write(result["stdout"])
     sys.stdout.flush()

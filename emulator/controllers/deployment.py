@@ -257,7 +257,7 @@ class _Step:
         self.log.info("replicaset_created", replicaset=name, replicas=replicas, revision=next_revision)
         if replicas > 0:
             self.controller.events.record(self.deployment, "Normal", "ScalingReplicaSet",
-                                          f"Scaled up replica set {name} from 0 to {replicas}")
+                                          f"Scaled up replica set {name} to {replicas} from 0")
         self._progressing("True", ro.NEW_RS_CREATED, f'Created new replica set "{name}"')
         return created
 
@@ -287,7 +287,7 @@ class _Step:
             name = rs["metadata"]["name"]
             self.log.info("replicaset_scaled", replicaset=name, replicas=size, previous=before)
             self.controller.events.record(self.deployment, "Normal", "ScalingReplicaSet",
-                                          f"Scaled {direction} replica set {name} from {before} to {size}")
+                                          f"Scaled {direction} replica set {name} to {size} from {before}")
 
     async def cleanup(self, old: list[Obj]) -> None:
         for rs in ro.cleanable(self.deployment, old):

@@ -4,8 +4,9 @@ object listing its pods (``endpointsets`` decides what goes where).
 Informers on Services, Pods and Endpoints; a pod change queues the Services
 in its namespace that select it (before or after the change), so a pod that
 stops being Ready or starts terminating leaves its Endpoints in one sync.
-Endpoints of a Service without a selector are the user's and are left alone;
-those of a deleted Service go with it.
+Endpoints of a Service without a selector are the user's and are left alone
+while it lives; as in Kubernetes, deleting a Service deletes its Endpoints,
+whoever wrote them (Endpoints written before their Service stay).
 """
 
 from __future__ import annotations
@@ -40,13 +41,22 @@ class EndpointsController:
         self.endpoints = Informer(client, "Endpoints")
         self.queue: WorkQueue[Key] = WorkQueue()
         self._pods_by_namespace: dict[str, dict[str, Obj]] = defaultdict(dict)
-        self.services.subscribe(lambda _e, old, new: self.queue.add(key_of(new or old)))  # type: ignore[arg-type]
+        self._deleted: set[Key] = set()  # Services seen deleted, whose Endpoints go too
+        self.services.subscribe(self._on_service)
         self.endpoints.subscribe(lambda _e, old, new: self.queue.add(key_of(new or old)))  # type: ignore[arg-type]
         self.pods.subscribe(self._on_pod)
 
     async def run(self) -> None:
         informers = [self.pods, self.endpoints, self.services]
         await run_controller(self.queue, informers, self.sync, self.settings, log)
+
+    def _on_service(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        key = key_of(new or old)  # type: ignore[arg-type]
+        if event == "DELETED":
+            self._deleted.add(key)
+        else:
+            self._deleted.discard(key)
+        self.queue.add(key)
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         pod = new or old
@@ -67,7 +77,10 @@ class EndpointsController:
         service = self.services.get(name, namespace)
         existing = self.endpoints.get(name, namespace)
         if service is None:
-            if existing is not None and (existing["metadata"].get("labels") or {}).get(MANAGED_BY) == "endpoints-controller":
+            deleted = key in self._deleted
+            self._deleted.discard(key)
+            managed = existing is not None and (existing["metadata"].get("labels") or {}).get(MANAGED_BY) == "endpoints-controller"
+            if existing is not None and (managed or deleted):
                 try:
                     await self.client.delete("Endpoints", name, namespace)
                 except NotFound:
