@@ -12,6 +12,7 @@ import trio
 
 from tests.httpclient import tls_connect
 from tests.httpclient import Client
+from tests.procs import kubemu
 from tests.upcluster import EXAMPLES, UpCluster, answer, up_cluster
 
 
@@ -51,6 +52,9 @@ async def test_01_two_containers_share_an_ip_and_a_volume(up: UpCluster) -> None
     logs = await up.until("the writer reached the server at the pod's own IP", lambda: up.output_with(
         f"the server at {ip}:8080 serves:", "logs", "two-containers", "-c", "writer"))
     assert "written by the writer" in logs
+    server = await kubemu(up.home, "logs", "two-containers")  # as kubectl: the first container, said so
+    assert server.returncode == 0 and b'Defaulted container "server" out of: server, writer' in server.stderr
+    assert b"listening on" in server.stdout
     await up.run("delete", "-f", str(example))
 
 
@@ -82,6 +86,8 @@ async def test_03_new_connections_go_to_the_least_busy_pod(up: UpCluster) -> Non
     await up.until("three Ready endpoints", lambda: _endpoints(up, "balance", 3))
     spread = [who(await answer(f"http://{cluster_ip}/") or "") for _ in range(6)]
     assert len(set(spread)) == 3, spread  # idle pods take turns
+    through = await up.until("the Ingress routes balance.localhost", lambda: _routed(up, "balance.localhost"))
+    assert who(through) in spread
 
     async with await trio.open_tcp_stream(cluster_ip, 80) as first, await trio.open_tcp_stream(cluster_ip, 80) as second:
         busy = {await _slow_request(first), await _slow_request(second)}
@@ -140,6 +146,11 @@ async def _https(up: UpCluster, host: str, trusted: bytes) -> str | None:
     finally:
         await client.aclose()
     return response.body.decode() if response.status == 200 else None
+
+
+async def _routed(up: UpCluster, host: str) -> str | None:
+    status, _, body = await fetch_with_host(up.http_port, host)
+    return body.decode() if status == 200 else None
 
 
 async def fetch_with_host(port: int, host: str) -> tuple[int, dict[str, str], bytes]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import env_for
+from tests.procs import env_for, kubemu
 from tests.upcluster import EXAMPLES, UpCluster, answer, fetch, up_cluster
 
 
@@ -43,7 +43,9 @@ async def test_06_data_on_a_claim_outlives_the_pod_that_wrote_it(up: UpCluster) 
     await up.until("the next pod serves the note", lambda: answer(f"{base}/keys/note"))
     status, headers, text = await fetch(f"{base}/keys/note")
     assert (status, text) == (200, "remember me") and headers["X-Pod"] != writer
-    assert "Bound" in await up.run("get", "pvc", "notes")
+    listed = await up.run("get", "pvc", "notes")  # NAME STATUS VOLUME CAPACITY ACCESS MODES ...
+    assert listed.split("\n")[1].split()[1:5] == ["Bound", f"pvc-{(await up.get('pvc', 'notes'))['metadata']['uid']}",
+                                                  "100Mi", "RWO"]
     await up.run("delete", "-f", str(example))
 
 
@@ -111,6 +113,10 @@ async def test_08_statefulset_pods_keep_their_names_addresses_and_data(up: UpClu
     await up.run("delete", "-f", str(example))
 
 
+async def _gone(up: UpCluster, kind: str, name: str) -> bool:
+    return b"NotFound" in (await kubemu(up.home, "get", kind, name)).stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,7 +142,8 @@ async def test_09_an_app_reaches_a_database_outside_the_cluster(up: UpCluster, t
         assert await answer(f"http://127.0.0.1:{port}/keys/visits") == "2"  # kept outside
 
         # The other way: an ExternalName Service; new pods get its name and port as the Service variables.
-        await up.run("delete", "svc,endpoints", "db")
+        await up.run("delete", "svc", "db")  # its Endpoints go with it, as in Kubernetes
+        await up.until("the Endpoints db are gone", lambda: _gone(up, "endpoints", "db"))
         variant = (example / "externalname" / "db.yaml").read_text().replace("7379", str(port))
         await up.run("apply", "-f", "-", stdin=variant.encode())
         await up.run("rollout", "restart", "deploy/visits")
