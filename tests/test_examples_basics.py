@@ -12,6 +12,7 @@ import trio
 
 from tests.httpclient import tls_connect
 from tests.httpclient import Client
+from tests.cluster import ready as is_ready
 from tests.procs import kubemu
 from tests.upcluster import EXAMPLES, UpCluster, answer, up_cluster
 
@@ -24,8 +25,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpCluster]:
 async def ready_pod(up: UpCluster, name: str) -> dict[str, object]:
     async def ready() -> dict[str, object] | None:
         pod = await up.get("pod", name)
-        conditions = pod.get("status", {}).get("conditions") or []
-        return pod if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+        return pod if is_ready(pod) else None
 
     found: dict[str, object] = await up.until(f"pod {name} Ready", ready)
     return found

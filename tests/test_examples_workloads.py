@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import ready
 from tests.procs import env_for, kubemu
 from tests.upcluster import EXAMPLES, UpCluster, answer, fetch, up_cluster
 
@@ -101,8 +102,7 @@ async def test_08_statefulset_pods_keep_their_names_addresses_and_data(up: UpClu
 
     async def replaced() -> bool:
         pod = await up.get("pod", "kv-0")
-        return pod["metadata"]["uid"] != old_uid and any(
-            c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+        return pod["metadata"]["uid"] != old_uid and ready(pod)
 
     await up.until("kv-0 is back and Ready", replaced)
     assert (await up.get("pod", "kv-0"))["status"]["podIP"] == ips["kv-0"]

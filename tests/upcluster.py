@@ -46,14 +46,15 @@ class UpCluster:
         return obj
 
     async def until(self, what: str, check: Any, timeout: float = 30, every: float = 0.2) -> Any:
-        """Poll ``await check()`` until it returns something true; that value."""
-        with trio.fail_after(timeout):
-            while True:
-                value = await check()
-                if value:
-                    return value
-                await trio.sleep(every)
-        raise AssertionError(f"never: {what}")  # pragma: no cover (fail_after raises first)
+        """Poll ``await check()`` until it returns something true; that value.
+        Failing, it says ``what`` it waited for."""
+        try:
+            with trio.fail_after(timeout):
+                while not (value := await check()):
+                    await trio.sleep(every)
+        except trio.TooSlowError:
+            raise AssertionError(f"not within {timeout:g}s: {what}") from None
+        return value
 
     async def output_with(self, text: str, *args: str) -> str | None:
         """The output of `kubemu ARGS...` if it contains ``text``: made to be polled."""

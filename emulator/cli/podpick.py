@@ -10,6 +10,7 @@ from typing import Any
 
 from emulator.cli.context import UsageError, resolve_kind
 from emulator.client import ApiClient
+from emulator.controllers.podcontrol import is_ready
 from emulator.errors import NotFound
 from emulator.model.selectors import LabelSelector, selector_from_map, selector_from_spec
 
@@ -55,6 +56,5 @@ def container_of(pod: Obj, asked: str | None) -> str | None:
 
 def _preference(pod: Obj) -> tuple[bool, bool, str, str]:
     status = pod.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return (not ready, status.get("phase") != "Running", pod["metadata"].get("creationTimestamp", ""),
+    return (not is_ready(pod), status.get("phase") != "Running", pod["metadata"].get("creationTimestamp", ""),
             pod["metadata"]["name"])
