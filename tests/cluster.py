@@ -42,6 +42,7 @@ class Cluster:
     client: ApiClient
     nursery: trio.Nursery
     nodes: dict[str, trio.CancelScope] = field(default_factory=dict)
+    proxies: list[ServiceProxy] = field(default_factory=list)
 
     async def add_node(self, name: str, settings: NodeSettings = FAST_NODES, **options: Any) -> None:
         scope = trio.CancelScope()
@@ -58,6 +59,7 @@ class Cluster:
         """A service proxy in the test's loop (its listeners and connections are real sockets)."""
         proxy: ServiceProxy = await self.nursery.start(
             lambda task_status: serve_proxy(self.client, ProxyOptions(**options), settings, task_status=task_status))
+        self.proxies.append(proxy)
         return proxy
 
     async def start_ingress(self, settings: IngressSettings = FAST_INGRESS, **options: Any) -> IngressProxy:

@@ -64,8 +64,19 @@ def ready_count(count: int) -> Any:
 async def start(cluster: Cluster, name: str, replicas: int, pids: Path, **spec: Any) -> Obj:
     await cluster.client.create(deployment(name, replicas, pids))
     created = await cluster.client.create(service(name, **spec))
-    await wait_for(cluster.client, "Endpoints", name, ready_count(replicas))
+    await settled(cluster, name, ready_count(replicas))
     return created
+
+
+async def settled(cluster: Cluster, name: str, predicate: Any) -> None:
+    """The Endpoints satisfy ``predicate``, and every proxy routes to just their addresses
+    (a proxy's watch may trail the test's)."""
+    endpoints = await wait_for(cluster.client, "Endpoints", name, predicate)
+    wanted = {a["ip"] for s in (endpoints or {}).get("subsets") or [] for a in s.get("addresses") or []}
+    with trio.fail_after(10):
+        while any({e.ip for key, p in proxy.ports.items() if key[:2] == ("default", name)
+                   for e in p.route.balancer.endpoints} != wanted for proxy in cluster.proxies):
+            await trio.sleep(0.01)
 
 
 async def ask(host: str, port: int) -> str:
@@ -145,7 +156,7 @@ async def test_address_is_stable_spread_even_and_survives_pod_replacement(cluste
 
     for victim in sorted(set(names))[:2]:  # replace two of the three pods, one at a time
         await cluster.client.delete("Pod", victim)
-        await wait_for(cluster.client, "Endpoints", "web", lambda e: ready_count(3)(e) and victim not in str(e))
+        await settled(cluster, "web", lambda e: ready_count(3)(e) and victim not in str(e))
     assert (await cluster.client.get("Service", "web"))["spec"]["clusterIP"] == ip
     after = {await ask(ip, 80) for _ in range(9)}
     assert len(after) == 3 and len(after & set(names)) == 1
@@ -209,7 +220,7 @@ async def test_least_busy_and_graceful_delete_finishes_open_connections(cluster:
     victim = [n for n in owners if n != busiest][0]
     stream = held[owners.index(victim)]
     await cluster.client.delete("Pod", victim)  # graceful: SIGTERM, 10 s grace
-    await wait_for(cluster.client, "Endpoints", "web", lambda e: e is not None and victim not in str(e))
+    await settled(cluster, "web", lambda e: e is not None and victim not in str(e))
     assert victim not in {await ask(ip, 80) for _ in range(6)}
     for word in (b"still", b"here"):  # the open connection runs on through the pod's termination
         await stream.send_all(word)
