@@ -15,8 +15,8 @@ events out, with no sockets:
   method: no body for HEAD, 1xx, 204 and 304; 101 switches protocols.
 - Bodies are passed on in the framing the sender chose: a length stays a
   length; chunked and read-until-close bodies go out chunked (or close-delimited
-  to an HTTP/1.0 client). :func:`request_head` and :func:`response_head` write
-  heads with hop-by-hop headers removed.
+  to an HTTP/1.0 client). :func:`request_framing` and :func:`response_head` write
+  heads, with hop-by-hop headers removed.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Limits:
     max_headers: int = 100
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestHead:
     method: bytes
     target: bytes
@@ -64,13 +64,14 @@ class RequestHead:
     upgrade: bool  # asks to switch protocols (Connection: upgrade + Upgrade)
     length: int | None  # Content-Length; None when chunked or no body
     chunked: bool
+    connection: frozenset[bytes] = frozenset()  # other names its Connection headers list (lower-case)
 
     @property
     def has_body(self) -> bool:
         return self.chunked or bool(self.length)
 
 
-@dataclass
+@dataclass(slots=True)
 class ResponseHead:
     status: int
     reason: bytes
@@ -81,6 +82,8 @@ class ResponseHead:
     chunked: bool
     bodiless: bool  # HEAD, 1xx, 204, 304: nothing follows the head
     until_close: bool  # neither length nor chunked: the body ends when the upstream closes
+    connection: frozenset[bytes] = frozenset()  # other names its Connection headers list (lower-case)
+    content_length: bytes = b""  # as the upstream wrote it (a HEAD or 304 answer says what GET would)
 
 
 @dataclass
@@ -107,19 +110,14 @@ class _Stop(Exception):
     """Raised inside a callback to stop llhttp at once (it reports HttpParserCallbackError)."""
 
 
-@dataclass
-class _Message:
-    url: bytes = b""
-    headers: Headers = field(default_factory=list)
-    head_bytes: int = 0
-    reason: bytes = b""
-
-
 class _Reader:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.events: deque[Event] = deque()
-        self.message = _Message()
+        # the message being read: its target (requests) or reason (responses), headers, head size
+        self.url = self.reason = b""
+        self.headers: Headers = []
+        self.head_bytes = 0
         self.in_head = True
         self.raw_in_head = 0  # bytes fed since the message began, until its head is complete
         self.error: ProtocolError | None = None
@@ -136,27 +134,22 @@ class _Reader:
 
     # llhttp callbacks
     def on_message_begin(self) -> None:
-        self.message = _Message()
+        self.url = self.reason = b""
+        self.headers = []
+        self.head_bytes = 0
         self.in_head = True
         self.raw_in_head = 0
         self.head_begun = True  # some of a head has arrived (for the header timeout)
 
     def on_url(self, url: bytes) -> None:
-        self.message.url += url
+        self.url += url
         self._count(len(url))
 
     def on_status(self, reason: bytes) -> None:
-        self.message.reason += reason
+        self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        message = self.message
-        headers = message.headers
-        headers.append((name, value))
-        message.head_bytes += len(name) + len(value) + 4
-        if len(headers) > self.limits.max_headers:
-            self._fail(431, f"more than {self.limits.max_headers} headers")
-        if message.head_bytes > self.limits.max_head_bytes:
-            self._fail(431, f"request head larger than {self.limits.max_head_bytes} bytes")
+        self.headers.append((name, value))  # the limits are checked after each feed, and once the head is whole
 
     def on_body(self, data: bytes) -> None:
         self.events.append(Body(data))
@@ -164,9 +157,17 @@ class _Reader:
     def on_message_complete(self) -> None:
         self.events.append(END_OF_MESSAGE)
 
+    def _check_head(self, size: int) -> None:
+        """The limits, for a head of ``size`` bytes (its target and headers) with ``self.headers``."""
+        limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            self._fail(431, f"more than {limits.max_headers} headers")
+        if size > limits.max_head_bytes:
+            self._fail(431, f"request head larger than {limits.max_head_bytes} bytes")
+
     def _count(self, size: int) -> None:
-        self.message.head_bytes += size
-        if self.message.head_bytes > self.limits.max_head_bytes:
+        self.head_bytes += size
+        if self.head_bytes > self.limits.max_head_bytes:
             self._fail(431, f"request head larger than {self.limits.max_head_bytes} bytes")
 
     def _fail(self, status: int, message: str) -> None:
@@ -197,10 +198,14 @@ class _Reader:
                 self.error = ProtocolError(400, f"malformed HTTP: {_parser_message(exc)}")
             self.closed = True
             return
-        if self.in_head and self.raw_in_head > self.limits.max_head_bytes + 1024:
-            # llhttp keeps a header it has not finished; this bounds it whatever the callbacks saw
-            self.error = ProtocolError(431, f"request head larger than {self.limits.max_head_bytes} bytes")
-            self.closed = True
+        if self.in_head and self.error is None:
+            if len(self.headers) > self.limits.max_headers:
+                self.error = ProtocolError(431, f"more than {self.limits.max_headers} headers")
+                self.closed = True
+            elif self.raw_in_head > self.limits.max_head_bytes + 1024:
+                # llhttp keeps a header it has not finished; this bounds it whatever the callbacks saw
+                self.error = ProtocolError(431, f"request head larger than {self.limits.max_head_bytes} bytes")
+                self.closed = True
 
 
 class RequestReader(_Reader):
@@ -216,11 +221,24 @@ class RequestReader(_Reader):
         self.in_head = False
         self.head_begun = False
         parser = self.parser
-        message = self.message
-        headers = message.headers
-        lengths = [v for n, v in headers if n.lower() == b"content-length"]
-        encodings = [v for n, v in headers if n.lower() == b"transfer-encoding"]
-        hosts = [v for n, v in headers if n.lower() == b"host"]
+        lengths: list[bytes] = []
+        encodings: list[bytes] = []
+        hosts: list[bytes] = []
+        connection: frozenset[bytes] = frozenset()
+        size = self.head_bytes  # the target's
+        for name, value in self.headers:  # one pass: a request head is read once per request
+            size += len(name) + len(value) + 4
+            lowered = name.lower()
+            if lowered in _FRAMING_NAMES:
+                if lowered == b"content-length":
+                    lengths.append(value)
+                elif lowered == b"transfer-encoding":
+                    encodings.append(value)
+                elif lowered == b"host":
+                    hosts.append(value)
+                else:
+                    connection |= _tokens(value)
+        self._check_head(size)
         version = parser.get_http_version()
         if encodings and lengths:
             self._fail(400, "both Transfer-Encoding and Content-Length")
@@ -233,7 +251,8 @@ class RequestReader(_Reader):
             if not lengths[0].strip().isdigit():
                 self._fail(400, "Content-Length is not a number")
             length = int(lengths[0])
-        if parser.should_upgrade() and (length or encodings):
+        upgrade = parser.should_upgrade()
+        if upgrade and (length or encodings):
             # llhttp skips the body of an upgrade request, so it would never be forwarded
             self._fail(400, "an Upgrade request cannot carry a body here")
         if len(hosts) > 1 or (not hosts and version == "1.1"):
@@ -242,11 +261,8 @@ class RequestReader(_Reader):
             host = hosts[0].decode("ascii").strip() if hosts else ""
         except UnicodeDecodeError:
             self._fail(400, "Host is not ASCII")
-        self.events.append(RequestHead(
-            method=parser.get_method(), target=message.url, version=version, headers=headers, host=host,
-            keep_alive=parser.should_keep_alive(), upgrade=parser.should_upgrade(), length=length,
-            chunked=bool(encodings),
-        ))
+        self.events.append(RequestHead(parser.get_method(), self.url, version, self.headers, host,
+                                       parser.should_keep_alive(), upgrade, length, bool(encodings), connection))
 
 
 class ResponseReader(_Reader):
@@ -275,29 +291,34 @@ class ResponseReader(_Reader):
         self.in_head = False
         self.head_begun = False
         parser = self.parser
-        headers = self.message.headers
         status = parser.get_status_code()
         lengths: list[bytes] = []
         chunked = False
-        for name, value in headers:
+        connection: frozenset[bytes] = frozenset()
+        size = 0
+        for name, value in self.headers:  # one pass: an answer's head is read once per request
+            size += len(name) + len(value) + 4
             lowered = name.lower()
-            if lowered == b"content-length":
-                lengths.append(value)
-            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        if len(set(lengths)) > 1:
+            if lowered in _FRAMING_NAMES:
+                if lowered == b"content-length":
+                    lengths.append(value)
+                elif lowered == b"transfer-encoding":
+                    chunked = chunked or b"chunked" in value.lower()
+                elif lowered == b"connection":
+                    connection |= _tokens(value)
+        self._check_head(size)
+        if len(lengths) > 1 and len(set(lengths)) > 1:
             self._fail(502, "the upstream sent conflicting Content-Length")
         length = int(lengths[0]) if lengths and lengths[0].strip().isdigit() and not chunked else None
-        head_only = self.method == b"HEAD" or status in (204, 304) or 100 <= status < 200
-        head = ResponseHead(
-            status=status, reason=self.message.reason, version=parser.get_http_version(), headers=headers,
-            keep_alive=parser.should_keep_alive(), length=None if head_only else length,
-            chunked=chunked and not head_only, bodiless=head_only,
-            until_close=not head_only and length is None and not chunked,
-        )
-        self.events.append(head)
-        self.until_close = head.until_close
-        if self.method == b"HEAD" and not 100 <= status < 200:
+        method = self.method
+        head_only = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+        until_close = not head_only and length is None and not chunked
+        self.events.append(ResponseHead(
+            status, self.reason, parser.get_http_version(), self.headers, parser.should_keep_alive(),
+            None if head_only else length, chunked and not head_only, head_only, until_close, connection,
+            lengths[0].strip() if lengths else b""))
+        self.until_close = until_close
+        if method == b"HEAD" and not 100 <= status < 200:
             # llhttp cannot be told the request was HEAD; it would wait for a body that never comes.
             self.events.append(END_OF_MESSAGE)
             self.head_done = True
@@ -329,34 +350,47 @@ def _parser_message(exc: Exception) -> str:
 # -- writing ---------------------------------------------------------------------------
 
 
-def connection_tokens(headers: Headers) -> set[bytes]:
-    tokens: set[bytes] = set()
+_FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding", b"host", b"connection"})
+
+
+_NOT_NAMES = HOP_BY_HOP | {b"close", b""}  # Connection tokens that name no other header to drop
+_USUAL_TOKENS: dict[bytes, frozenset[bytes]] = {
+    value: frozenset() for value in (b"keep-alive", b"Keep-Alive", b"close", b"Close", b"upgrade", b"Upgrade")}
+
+
+def _tokens(value: bytes) -> frozenset[bytes]:
+    """The header names a Connection header's value lists, beyond the hop-by-hop ones (lower-case)."""
+    usual = _USUAL_TOKENS.get(value)
+    if usual is not None:
+        return usual
+    return frozenset(t.strip().lower() for t in value.split(b",")) - _NOT_NAMES
+
+
+def connection_tokens(headers: Headers) -> frozenset[bytes]:
+    """The lower-case names, beyond the hop-by-hop ones, the Connection headers among ``headers`` list."""
+    tokens: frozenset[bytes] = frozenset()
     for name, value in headers:
         if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
+            tokens |= _tokens(value)
     return tokens
 
 
-def dropped(headers: Headers, keep: frozenset[bytes] = frozenset(), also: frozenset[bytes] = frozenset()) -> frozenset[bytes]:
-    """Lower-case names not to pass on: hop-by-hop ones and those Connection names, except ``keep``; and ``also``."""
-    named = connection_tokens(headers)
+def dropped(named: frozenset[bytes], keep: frozenset[bytes] = frozenset(),
+            also: frozenset[bytes] = frozenset()) -> frozenset[bytes]:
+    """Lower-case names not to pass on: hop-by-hop ones and the ``named`` (by Connection), except ``keep``;
+    and ``also``."""
     drop = HOP_BY_HOP | also if not named else HOP_BY_HOP | named | also
     return drop - keep if keep else drop
 
 
 def end_to_end(headers: Headers, keep: frozenset[bytes] = frozenset()) -> Headers:
     """``headers`` without hop-by-hop ones (and those Connection names), except ``keep``."""
-    drop = dropped(headers, keep)
+    drop = dropped(connection_tokens(headers), keep)
     return [(n, v) for n, v in headers if n.lower() not in drop]
 
 
-def request_head(head: RequestHead, headers: Headers, *, upgrade: bool, extra: bytes = b"") -> bytes:
-    """The request line and ``headers`` (already end-to-end), then ``extra`` (whole header lines), then framing."""
-    lines = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        if name.lower() != b"content-length":  # the framing is written below, once
-            lines += (name, b": ", value, b"\r\n")
-    lines.append(extra)
+def request_framing(head: RequestHead, lines: list[bytes], *, upgrade: bool) -> bytes:
+    """``lines`` (the request line and headers, without framing ones) with the framing and the blank line."""
     if upgrade:
         lines.append(b"Connection: upgrade\r\n")
     if head.chunked:
@@ -367,15 +401,17 @@ def request_head(head: RequestHead, headers: Headers, *, upgrade: bool, extra: b
     return b"".join(lines)
 
 
-_FRAMING = frozenset({b"content-length"})
+_RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}  # Content-Length is written with the framing, once
+_UPGRADE = frozenset({b"upgrade"})
 
 
 def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrade: bool = False,
                   http10_client: bool = False, extra: Headers = ()) -> bytes:  # type: ignore[assignment]
     reason = head.reason or REASONS.get(head.status, b"")
     lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
-    # Content-Length is written below, with the framing.
-    drop = dropped(head.headers, frozenset({b"upgrade"}) if upgrade else frozenset(), _FRAMING)
+    named = head.connection
+    drop = _RESPONSE_DROP if not named and not upgrade else dropped(
+        named, _UPGRADE if upgrade else frozenset(), _RESPONSE_DROP)
     for name, value in head.headers:
         if name.lower() not in drop:
             lines += (name, b": ", value, b"\r\n")
@@ -391,10 +427,9 @@ def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrad
         lines.append(b"Transfer-Encoding: chunked\r\n")
     elif head.length is not None and not head.bodiless:
         lines.append(b"Content-Length: %d\r\n" % head.length)
-    elif head.bodiless and head.length is None:
-        lengths = [v for n, v in head.headers if n.lower() == b"content-length"]
-        if lengths and head.status not in (204,) and not 100 <= head.status < 200:
-            lines.append(b"Content-Length: " + lengths[0].strip() + b"\r\n")  # HEAD/304 say what GET would
+    elif head.bodiless and head.length is None and head.content_length:
+        if head.status != 204 and not 100 <= head.status < 200:
+            lines.append(b"Content-Length: " + head.content_length + b"\r\n")  # HEAD/304 say what GET would
     lines.append(b"\r\n")
     return b"".join(lines)
 

@@ -59,18 +59,24 @@ class Forwarding:
         return self._lines
 
 
-_NOT_PASSED = FORWARDING | {b"content-length"}  # forwarding headers are the proxy's; the length is written once
+_NOT_PASSED = FORWARDING | http1.HOP_BY_HOP | {b"content-length"}  # the length is written once, with the framing
 
 
 def upstream_head(head: RequestHead, forwarding: Forwarding, upstream: tuple[str, int]) -> bytes:
     """The request head as the upstream gets it."""
-    drop = http1.dropped(head.headers, frozenset({b"upgrade"}) if head.upgrade else frozenset(), _NOT_PASSED)
-    # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
-    headers = [(n, v) for n, v in head.headers if b"_" not in n and n.lower() not in drop]
+    named = head.connection
+    drop = _NOT_PASSED if not named and not head.upgrade else http1.dropped(
+        named, frozenset({b"upgrade"}) if head.upgrade else frozenset(), _NOT_PASSED)
+    lines = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
+    for name, value in head.headers:
+        # Names with "_" are dropped, as nginx does: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
+        if name.lower() not in drop and b"_" not in name:
+            lines += (name, b": ", value, b"\r\n")
     host = head.host.encode("latin-1")
     if not host:  # an HTTP/1.0 request without one: the upstream speaks 1.1 and needs a Host
-        headers.append((b"Host", f"{upstream[0]}:{upstream[1]}".encode()))
-    return http1.request_head(head, headers, upgrade=head.upgrade, extra=forwarding.lines(host))
+        lines.append(b"Host: %s:%d\r\n" % (upstream[0].encode(), upstream[1]))
+    lines.append(forwarding.lines(host))
+    return http1.request_framing(head, lines, upgrade=head.upgrade)
 
 
 def _quoted(value: bytes) -> bytes:

@@ -7,6 +7,7 @@ import pytest
 from proxy import http1
 from proxy.http1 import Body, EndOfMessage, Limits, ProtocolError, RequestHead, RequestReader, ResponseHead, \
     ResponseReader, Upgrade
+from proxy.ingressrelay import Forwarding, upstream_head
 
 
 def events(reader: RequestReader | ResponseReader) -> list[object]:
@@ -140,10 +141,10 @@ def test_hop_by_hop_headers_go_and_framing_is_rewritten() -> None:
     request.feed(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
     head_in = request.next_event()
     assert isinstance(head_in, RequestHead)
-    up = http1.request_head(head_in, http1.end_to_end(head_in.headers), upgrade=False)
+    up = upstream_head(head_in, Forwarding("10.0.0.1", "http", 80), ("10.1.0.1", 80))
     assert up.lower().count(b"content-length") == 1
     head = ResponseHead(200, b"OK", "1.1", headers, keep_alive=False, length=5, chunked=False, bodiless=False,
-                        until_close=False)
+                        until_close=False, connection=http1.connection_tokens(headers))
     written = http1.response_head(head, chunked=False, keep_alive=True)
     assert written == b"HTTP/1.1 200 OK\r\nX-Public: 2\r\nContent-Length: 5\r\n\r\n"
     assert b"Transfer-Encoding: chunked" in http1.response_head(head, chunked=True, keep_alive=False)
