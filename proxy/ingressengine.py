@@ -1,12 +1,16 @@
-"""The ingress's hot path: plain-HTTP connections and bodiless requests on one selector.
+"""The ingress's hot path: plain-HTTP connections and bodiless requests on one epoll.
 
 Theory of operation. A task per connection costs trio a task switch, a cancel
 scope and an epoll update on every wait; for a small request that was most of
 its cost, and the ingress ran at a tenth of nginx's rate. So, as the service
 proxy's :mod:`proxy.engine` does, the plain-HTTP listener and its client
-connections sit in one level-triggered selector, and a single trio task waits
-for that selector's file descriptor, then handles every ready socket in one
-batch with plain non-blocking calls.
+connections sit in one level-triggered epoll, and a single trio task waits for
+its file descriptor, then handles every ready socket in one batch with plain
+non-blocking calls. Each registered descriptor maps to what handles it (a
+listener, a client, a forward, or an idle pooled connection); an upstream
+connection stays registered from the pool to a forward and back, and only that
+map's entry changes. Routes are remembered per (Host, target) until the table
+changes (:meth:`IngressEngine.forget_routes`).
 
 The loop does the common case only, and hands everything else to the task per
 connection of :mod:`proxy.ingressconn`, which does it all (bodies, upgrades,
@@ -29,7 +33,7 @@ from __future__ import annotations
 import errno
 import math
 import os
-import selectors
+import select
 import socket
 from collections.abc import Callable
 
@@ -47,18 +51,22 @@ from proxy.upstreams import Upstream
 
 log = structlog.get_logger("ingress")
 
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
+READ = select.EPOLLIN
+WRITE = select.EPOLLOUT
+READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP  # what a read then finds out about
+WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+ROUTES_REMEMBERED = 4096  # (Host, target) pairs; past that the memory starts afresh
 TRANSIENT_ACCEPT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 ACCEPT_BATCH = 64
 BATCHES_PER_YIELD = 8
 
 
 class Listener:
-    __slots__ = ("sock", "port", "nursery", "paused_until")
+    __slots__ = ("sock", "fd", "port", "nursery", "paused_until")
 
     def __init__(self, sock: socket.socket, nursery: trio.Nursery) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.port: int = sock.getsockname()[1]
         self.nursery = nursery  # where connections handed to a task of their own run
         self.paused_until: float | None = None
@@ -67,13 +75,14 @@ class Listener:
 class Forward:
     """One request forwarded by the loop on a pooled upstream connection."""
 
-    __slots__ = ("client", "head", "balancer", "endpoint", "upstream", "sock", "relay", "answer_begun", "pending",
-                 "mask")
+    __slots__ = ("client", "head", "balancer", "endpoint", "upstream", "sock", "fd", "relay", "answer_begun",
+                 "pending", "mask")
 
     def __init__(self, client: Client, head: RequestHead, balancer: Balancer, endpoint: Endpoint,
                  upstream: Upstream, relay: ResponseRelay) -> None:
         self.client, self.head, self.balancer, self.endpoint, self.upstream = client, head, balancer, endpoint, upstream
         self.sock = upstream.stream.socket
+        self.fd = self.sock.fileno()
         self.relay = relay
         self.answer_begun = False
         self.pending = b""  # head bytes the upstream has not taken yet
@@ -81,11 +90,12 @@ class Forward:
 
 
 class Client:
-    __slots__ = ("sock", "ip", "listener", "reader", "forwarding", "deadline", "head_timed", "forward",
+    __slots__ = ("sock", "fd", "ip", "listener", "reader", "forwarding", "deadline", "head_timed", "forward",
                  "pending", "keep", "eof", "mask")
 
     def __init__(self, sock: socket.socket, ip: str, listener: Listener, limits: http1.Limits) -> None:
         self.sock, self.ip, self.listener = sock, ip, listener
+        self.fd = sock.fileno()
         self.reader = http1.RequestReader(limits)
         self.forwarding = Forwarding(ip, "http", listener.port)
         self.deadline = math.inf
@@ -102,9 +112,11 @@ class IngressEngine:
         self.routes = routes
         self.settings = settings
         self.limits = http1.Limits(settings.max_head_bytes, settings.max_headers)
-        self.selector = selectors.DefaultSelector()
+        self.epoll = select.epoll()
+        self.handlers: dict[int, Listener | Client | Forward | Upstream] = {}  # registered descriptor -> its handler
         self.listeners: dict[socket.socket, Listener] = {}
         self.clients: set[Client] = set()
+        self.route_cache: dict[tuple[str, bytes], Balancer] = {}  # (Host, target) -> where it went
         self.counters = {"accepted": 0, "forwarded": 0, "handed_off": 0, "handed_back": 0}
         self._next_check = math.inf
         self._scope: trio.CancelScope | None = None
@@ -113,7 +125,7 @@ class IngressEngine:
     # -- running -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        fd = self.selector.fileno()
+        fd = self.epoll.fileno()
         task_status.started()
         try:
             while True:
@@ -123,7 +135,7 @@ class IngressEngine:
                 # While sockets keep being ready, serve them without a trip through the scheduler
                 # (a few rounds, then trio's other tasks get their turn).
                 for _ in range(BATCHES_PER_YIELD):
-                    events = self.selector.select(0)
+                    events = self.epoll.poll(0)
                     if not events:
                         break
                     self._dispatch(events)
@@ -140,19 +152,23 @@ class IngressEngine:
             self._close(client)
         for sock in list(self.listeners):
             self.remove_listener(sock)
-        trio.lowlevel.notify_closing(self.selector.fileno())
-        self.selector.close()
+        trio.lowlevel.notify_closing(self.epoll.fileno())
+        self.epoll.close()
 
     def add_listener(self, sock: socket.socket, nursery: trio.Nursery) -> None:
         sock.setblocking(False)
         listener = Listener(sock, nursery)
         self.listeners[sock] = listener
-        self.selector.register(sock, READ, listener)
+        self._register(listener.fd, 0, READ, listener)
 
     def remove_listener(self, sock: socket.socket) -> None:
         listener = self.listeners.pop(sock, None)
         if listener is not None and listener.paused_until is None and not self._closed:
-            self.selector.unregister(sock)
+            self._register(listener.fd, READ, 0, listener)
+
+    def forget_routes(self) -> None:
+        """The routes changed (or what they depend on): requests are routed afresh."""
+        self.route_cache.clear()
 
     def statistics(self) -> dict[str, int]:
         return {**self.counters, "open": len(self.clients)}
@@ -178,7 +194,7 @@ class IngressEngine:
             if listener.paused_until is not None:
                 if listener.paused_until <= now:
                     listener.paused_until = None
-                    self.selector.register(listener.sock, READ, listener)
+                    self._register(listener.fd, 0, READ, listener)
                 else:
                     next_check = min(next_check, listener.paused_until)
         self._next_check = next_check
@@ -196,39 +212,45 @@ class IngressEngine:
 
     # -- events --------------------------------------------------------------------------
 
-    def _dispatch(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
-        for key, mask in events:
-            data = key.data
-            if type(data) is Listener:
-                if data.sock in self.listeners and data.paused_until is None:
-                    try:
-                        self._accept(data)
-                    except Exception:  # never the whole ingress for one listener's trouble
-                        log.exception("accept_failed", port=data.port)
-                continue
-            if type(data) is Upstream:  # an idle pooled connection stirred: the pod closed it (or babbles)
-                pool = self.routes.pool
-                if data.watched and data in pool.idle.get(data.address, ()):  # not taken earlier in this batch
-                    pool.counters["stale"] += 1
-                    pool.drop(data)
-                continue
-            client, is_client = data
-            if client not in self.clients:
-                continue  # closed or handed off earlier in this batch
-            try:
-                if is_client:
-                    if mask & WRITE:
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        handlers = self.handlers
+        for fd, mask in events:
+            handler = handlers.get(fd)  # None: closed earlier in this batch
+            kind = type(handler)
+            if kind is Client:
+                client: Client = handler  # type: ignore[assignment]
+                try:
+                    if mask & WRITABLE and client.mask & WRITE:
                         self._flush_client(client)
-                    if mask & READ and client in self.clients:
+                    if mask & READABLE and client.mask & READ:
                         self._read_client(client)
-                elif client.forward is not None and key.fileobj is client.forward.sock:
-                    if mask & WRITE:
-                        self._flush_upstream(client, client.forward)
-                    if mask & READ and client.forward is not None:
-                        self._read_upstream(client, client.forward)
-            except Exception:  # a bug must cost one connection, never the ingress
-                log.exception("connection_failed", client=client.ip)
-                self._close(client)
+                except Exception:  # a bug must cost one connection, never the ingress
+                    log.exception("connection_failed", client=client.ip)
+                    self._close(client)
+            elif kind is Forward:
+                forward: Forward = handler  # type: ignore[assignment]
+                client = forward.client
+                try:
+                    if mask & WRITABLE and forward.mask & WRITE:
+                        self._flush_upstream(client, forward)
+                    if mask & READABLE and client.forward is forward and forward.mask & READ:
+                        self._read_upstream(client, forward)
+                except Exception:  # a bug must cost one connection, never the ingress
+                    log.exception("connection_failed", client=client.ip)
+                    self._close(client)
+            elif kind is Upstream:  # an idle pooled connection stirred: the pod closed it (or babbles)
+                upstream: Upstream = handler  # type: ignore[assignment]
+                pool = self.routes.pool
+                if upstream.watched and upstream in pool.idle.get(upstream.address, ()):
+                    pool.counters["stale"] += 1
+                    pool.drop(upstream)
+            elif kind is Listener:
+                listener: Listener = handler  # type: ignore[assignment]
+                if listener.sock in self.listeners and listener.paused_until is None:
+                    try:
+                        self._accept(listener)
+                    except Exception:  # never the whole ingress for one listener's trouble
+                        log.exception("accept_failed", port=listener.port)
 
     def _accept(self, listener: Listener) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -239,7 +261,7 @@ class IngressEngine:
             except OSError as exc:
                 if exc.errno in TRANSIENT_ACCEPT:  # out of descriptors: pause rather than spin
                     log.warning("accept_paused", port=listener.port, error=os.strerror(exc.errno or 0))
-                    self.selector.unregister(listener.sock)
+                    self._register(listener.fd, READ, 0, listener)
                     listener.paused_until = trio.current_time() + 0.1
                     self._next_check = min(self._next_check, listener.paused_until)
                 return
@@ -355,14 +377,20 @@ class IngressEngine:
     # -- one request ---------------------------------------------------------------------------
 
     def _start(self, client: Client, head: RequestHead) -> None:
-        if head.has_body or head.upgrade:
+        if head.has_body or head.upgrade or head.method == b"CONNECT":
             self._hand_off(client, head)
             return
-        try:
-            balancer, _ = route_request(self.routes, head, "http")
-        except Answer:
-            self._hand_off(client, head)  # the task path answers it (and knows how to keep the connection)
-            return
+        key = (head.host, head.target)
+        balancer = self.route_cache.get(key)
+        if balancer is None:
+            try:
+                balancer, _ = route_request(self.routes, head, "http")
+            except Answer:
+                self._hand_off(client, head)  # the task path answers it (and knows how to keep the connection)
+                return
+            if len(self.route_cache) >= ROUTES_REMEMBERED:
+                self.route_cache.clear()
+            self.route_cache[key] = balancer
         endpoint = balancer.pick(client.ip)
         # Idle connections are watched here, so a closed one is usually gone already; a request that
         # may not be sent twice still gets the pool's peek, as it cannot be retried.
@@ -376,7 +404,7 @@ class IngressEngine:
         balancer.connected(endpoint)
         forward = Forward(client, head, balancer, endpoint, upstream, ResponseRelay(head, self.settings.receive_bytes, upstream.reader))
         if upstream.watched:  # its registration passes from the idle watch to this forward
-            self.selector.modify(forward.sock, READ, (client, False))
+            self.handlers[forward.fd] = forward
             forward.mask = READ
             upstream.watched = False
         client.forward = forward
@@ -488,6 +516,8 @@ class IngressEngine:
         upstream = forward.upstream
         if reusable:
             upstream.reader = forward.relay.reader
+            if forward.mask & WRITE:
+                self._set_upstream_mask(forward, READ)
             upstream.watched = forward.mask != 0  # still registered: the pool's idle watch takes that over
             self.routes.pool.give_back(upstream)
         else:
@@ -499,17 +529,18 @@ class IngressEngine:
 
     def idle(self, upstream: Upstream) -> None:
         """Watch an idle pooled connection: readable means the pod closed it (or sent what nobody asked)."""
+        fd = upstream.stream.socket.fileno()
         if self._closed:
             upstream.watched = False
         elif upstream.watched:
-            self.selector.modify(upstream.stream.socket, READ, upstream)
+            self.handlers[fd] = upstream
         else:
-            self.selector.register(upstream.stream.socket, READ, upstream)
+            self._register(fd, 0, READ, upstream)
             upstream.watched = True
 
     def unwatch(self, upstream: Upstream) -> None:
         if not self._closed:
-            self.selector.unregister(upstream.stream.socket)
+            self._register(upstream.stream.socket.fileno(), READ, 0, upstream)
 
     # -- a task of its own, and back ----------------------------------------------------------
 
@@ -557,20 +588,22 @@ class IngressEngine:
 
     def _set_mask(self, client: Client, mask: int) -> None:
         if mask != client.mask:
-            client.mask = self._register(client.sock, client.mask, mask, (client, True))
+            client.mask = self._register(client.fd, client.mask, mask, client)
 
     def _set_upstream_mask(self, forward: Forward, mask: int) -> None:
         if mask != forward.mask:
-            forward.mask = self._register(forward.sock, forward.mask, mask, (forward.client, False))
+            forward.mask = self._register(forward.fd, forward.mask, mask, forward)
 
-    def _register(self, sock: socket.socket, current: int, mask: int, data: tuple[Client, bool]) -> int:
-        """Move ``sock`` from the events ``current`` to ``mask`` (0: not registered); returns ``mask``."""
+    def _register(self, fd: int, current: int, mask: int, handler: Listener | Client | Forward | Upstream) -> int:
+        """Move ``fd`` from the events ``current`` to ``mask`` (0: not registered); returns ``mask``."""
         if current == 0:
-            self.selector.register(sock, mask, data)
+            self.epoll.register(fd, mask)
+            self.handlers[fd] = handler
         elif mask == 0:
-            self.selector.unregister(sock)
+            self.epoll.unregister(fd)
+            del self.handlers[fd]
         else:
-            self.selector.modify(sock, mask, data)
+            self.epoll.modify(fd, mask)
         return mask
 
     def _close(self, client: Client) -> None:

@@ -165,6 +165,7 @@ class IngressProxy:
         setattr(self.bound, scheme, bound_port)
         if scheme == "https":
             self.https_port = bound_port
+            self.engine.forget_routes()  # plain HTTP may now be redirected
         if self.bound.problems.pop(scheme, None) is not None:
             self.log.info("listen_recovered", scheme=scheme)
         self.log.info("listening", scheme=scheme, address=f"{host}:{bound_port}")
@@ -266,6 +267,7 @@ class IngressProxy:
             del self.balancers[key]
         self.resolved = resolved
         self.table = table
+        self.engine.forget_routes()
         self.certificates.lookup = table.secret_for
         secrets = set(table.tls.values())
         for secret in secrets:

@@ -131,3 +131,31 @@ async def test_a_client_that_does_not_read_holds_back_the_upstream(cluster: Clus
                 received += await trio.to_thread.run_sync(sock.recv, 1 << 20)
     body = bytes(received[received.index(b"\r\n\r\n") + 4:])
     assert len(body) == size and body == bytes(i % 251 for i in range(size))
+
+
+@pytest.mark.deadline(90)
+async def test_the_loop_routes_afresh_when_ingresses_or_services_change(cluster: Cluster) -> None:
+    ing, port = await hot_ingress(cluster)
+    await serve_app(cluster, "other")
+    client = await Client.connect(port)
+    try:
+        for _ in range(2):  # routed once, then from the loop's memory of (Host, target)
+            assert echoed(await client.request("GET", "/same", HOST))["pod"].startswith("app-")
+        assert ing.engine.route_cache
+        current = await cluster.client.get("Ingress", "hot", "default")
+        current["spec"]["rules"] = [rule(HOST, ("/", "Prefix", "other"))]
+        await cluster.client.update(current)
+        with trio.fail_after(10):  # the same request on the same connection follows the new rule
+            while not echoed(await client.request("GET", "/same", HOST))["pod"].startswith("other-"):
+                await trio.sleep(0.02)
+        forwarded = ing.engine.statistics()["forwarded"]
+        for _ in range(3):
+            assert echoed(await client.request("GET", "/same", HOST))["pod"].startswith("other-")
+        assert ing.engine.statistics()["forwarded"] > forwarded  # by the loop, now to the new Service
+        await cluster.client.delete("Service", "other", "default")
+        with trio.fail_after(10):  # the Service gone: the remembered route is forgotten, and the proxy says why
+            while (answer := await client.request("GET", "/same", HOST)).status != 503:
+                await trio.sleep(0.02)
+        assert b"not found" in answer.body
+    finally:
+        await client.aclose()
