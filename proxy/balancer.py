@@ -70,7 +70,7 @@ class Balancer:
     def pick(self, client_ip: str, exclude: Collection[Endpoint] = ()) -> Endpoint | None:
         """The endpoint for a new connection from ``client_ip`` (counted as active), or None."""
         now = self.clock()
-        chosen = self._sticky(client_ip, exclude, now)
+        chosen = None if self.affinity_timeout is None else self._sticky(client_ip, exclude, now)
         if chosen is None:
             chosen = self._least_busy(exclude, now)
             if chosen is None:
@@ -116,6 +116,8 @@ class Balancer:
     def _least_busy(self, exclude: Collection[Endpoint], now: float) -> Endpoint | None:
         endpoints = self.endpoints
         count = len(endpoints)
+        if count == 1:  # nothing to weigh (an Ingress in front of one pod asks this per request)
+            return None if exclude and endpoints[0] in exclude else endpoints[0]
         best: Endpoint | None = None
         best_at = 0
         best_rank: tuple[bool, int] = (True, 0)

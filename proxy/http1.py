@@ -86,17 +86,17 @@ class ResponseHead:
     content_length: bytes = b""  # as the upstream wrote it (a HEAD or 304 answer says what GET would)
 
 
-@dataclass
+@dataclass(slots=True)
 class Body:
     data: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class EndOfMessage:
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Upgrade:
     data: bytes  # what followed the head: already the new protocol
 

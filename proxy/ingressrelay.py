@@ -129,43 +129,47 @@ class ResponseRelay:
     def _step(self, body_sent: bool) -> tuple[bytes, str]:
         head, size = self.head, 0
         out: list[bytes] = []
+        reader = self.reader
+        events = reader.events  # drained here in place of next_event(): this runs once or more per request
         while True:
-            try:
-                event = self.reader.next_event()
-            except http1.ProtocolError as exc:
-                raise Answer(502, str(exc)) from None
-            if event is None:
+            if not events:
+                if reader.error is not None:  # raised once everything before it is out, as next_event() does
+                    raise Answer(502, str(reader.error))
                 return b"".join(out), MORE
-            if isinstance(event, ResponseHead):
-                if 100 <= event.status < 200 and event.status != 101:
-                    if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
-                        out.append(http1.response_head(event, chunked=False, keep_alive=True))
-                    continue
-                if event.status == 101 and not head.upgrade:
-                    raise Answer(502, "the upstream switched protocols though the request did not ask to")
-                self.response = event
-                if event.status == 101:
-                    out.append(http1.response_head(event, chunked=False, keep_alive=True, upgrade=True))
-                    continue
-                self.chunked_out = chunked = (event.chunked or event.until_close) and head.version == "1.1"
-                framed = event.bodiless or event.length is not None or chunked
-                # An answer that comes before the whole body went up ends the connection (Connection: close).
-                self.keep_client = head.keep_alive and framed and not head.upgrade and body_sent
-                out.append(http1.response_head(event, chunked=chunked, keep_alive=self.keep_client,
-                                               http10_client=head.version == "1.0"))
-            elif isinstance(event, Body):
-                out.append(http1.chunk(event.data) if self.chunked_out else event.data)
-                size += len(event.data)
+            event = events.popleft()
+            kind = type(event)
+            if kind is Body:
+                data = event.data  # type: ignore[union-attr]
+                out.append(http1.chunk(data) if self.chunked_out else data)
+                size += len(data)
                 if size >= self.flush_bytes:
                     return b"".join(out), FLUSH
-            elif isinstance(event, EndOfMessage):
+            elif kind is ResponseHead:
+                response: ResponseHead = event  # type: ignore[assignment]
+                if 100 <= response.status < 200 and response.status != 101:
+                    if head.version == "1.1":  # 100 Continue and friends go to 1.1 clients only
+                        out.append(http1.response_head(response, chunked=False, keep_alive=True))
+                    continue
+                if response.status == 101 and not head.upgrade:
+                    raise Answer(502, "the upstream switched protocols though the request did not ask to")
+                self.response = response
+                if response.status == 101:
+                    out.append(http1.response_head(response, chunked=False, keep_alive=True, upgrade=True))
+                    continue
+                self.chunked_out = chunked = (response.chunked or response.until_close) and head.version == "1.1"
+                framed = response.bodiless or response.length is not None or chunked
+                # An answer that comes before the whole body went up ends the connection (Connection: close).
+                self.keep_client = head.keep_alive and framed and not head.upgrade and body_sent
+                out.append(http1.response_head(response, chunked=chunked, keep_alive=self.keep_client,
+                                               http10_client=head.version == "1.0"))
+            elif kind is EndOfMessage:
                 if self.response is None or (self.response.status == 101 and head.upgrade):
                     continue  # the end of a 1xx; or of a 101, whose Upgrade event follows
                 if self.chunked_out:
                     out.append(http1.LAST_CHUNK)
                 return b"".join(out), DONE
-            elif isinstance(event, Upgrade):
-                self.upgraded = event.data
+            elif kind is Upgrade:
+                self.upgraded = event.data  # type: ignore[union-attr]
                 return b"".join(out), UPGRADE
             else:
                 raise Answer(502, "the upstream sent a request")
