@@ -119,6 +119,7 @@ class IngressEngine:
         self.route_cache: dict[tuple[str, bytes], Balancer] = {}  # (Host, target) -> where it went
         self.counters = {"accepted": 0, "forwarded": 0, "handed_off": 0, "handed_back": 0}
         self._next_check = math.inf
+        self.now = 0.0  # trio's clock when this batch of events began: deadlines count from there
         self._scope: trio.CancelScope | None = None
         self._closed = False
 
@@ -138,6 +139,7 @@ class IngressEngine:
                     events = self.epoll.poll(0)
                     if not events:
                         break
+                    self.now = trio.current_time()
                     self._dispatch(events)
                 if trio.current_time() >= self._next_check:
                     self._expire(trio.current_time())
@@ -174,13 +176,14 @@ class IngressEngine:
         return {**self.counters, "open": len(self.clients)}
 
     def _set_deadline(self, client: Client, seconds: float) -> None:
-        client.deadline = deadline = trio.current_time() + seconds
+        client.deadline = deadline = self.now + seconds
         if deadline < self._next_check:
             self._next_check = deadline
             if self._scope is not None:  # set from another task (a connection handed back): wake in time
                 self._scope.deadline = deadline
 
     def _expire(self, now: float) -> None:
+        self.now = now  # answering a timed-out request may set a deadline
         next_check = math.inf
         for client in [c for c in self.clients if c.deadline <= now]:
             try:
@@ -574,6 +577,7 @@ class IngressEngine:
             client.sock.close()
             return
         self.counters["handed_back"] += 1
+        self.now = trio.current_time()
         client.forward = None
         client.pending.clear()
         client.keep = True
