@@ -30,6 +30,7 @@ Headers = list[tuple[bytes, bytes]]
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                         b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
+_RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}  # Content-Length is written with the framing, once
 LAST_CHUNK = b"0\r\n\r\n"
 REASONS = {
     200: b"OK", 301: b"Moved Permanently", 308: b"Permanent Redirect", 400: b"Bad Request", 404: b"Not Found",
@@ -84,6 +85,7 @@ class ResponseHead:
     until_close: bool  # neither length nor chunked: the body ends when the upstream closes
     connection: frozenset[bytes] = frozenset()  # other names its Connection headers list (lower-case)
     content_length: bytes = b""  # as the upstream wrote it (a HEAD or 304 answer says what GET would)
+    end_to_end: Headers | None = None  # the headers without hop-by-hop ones and Content-Length (None: not sorted)
 
 
 @dataclass(slots=True)
@@ -120,6 +122,7 @@ class _Reader:
         self.head_bytes = 0
         self.in_head = True
         self.raw_in_head = 0  # bytes fed since the message began, until its head is complete
+        self.chunk = 0  # the size of what the parser is reading now
         self.error: ProtocolError | None = None
         self.closed = False  # no more messages: an upgrade, or an error
         self.head_begun = False
@@ -157,13 +160,16 @@ class _Reader:
     def on_message_complete(self) -> None:
         self.events.append(END_OF_MESSAGE)
 
-    def _check_head(self, size: int) -> None:
-        """The limits, for a head of ``size`` bytes (its target and headers) with ``self.headers``."""
-        limits = self.limits
-        if len(self.headers) > limits.max_headers:
+    def _check_head(self) -> None:
+        """The limits, once a head is whole: its target and headers against ``max_head_bytes``."""
+        limits, headers = self.limits, self.headers
+        if len(headers) > limits.max_headers:
             self._fail(431, f"more than {limits.max_headers} headers")
-        if size > limits.max_head_bytes:
-            self._fail(431, f"request head larger than {limits.max_head_bytes} bytes")
+        # The head came in this chunk, or in the bytes fed since its message began: when both are
+        # within the limit, so is the head, and its size need not be summed.
+        if max(self.raw_in_head, self.chunk) > limits.max_head_bytes:
+            if self.head_bytes + sum(len(name) + len(value) + 4 for name, value in headers) > limits.max_head_bytes:
+                self._fail(431, f"request head larger than {limits.max_head_bytes} bytes")
 
     def _count(self, size: int) -> None:
         self.head_bytes += size
@@ -180,8 +186,9 @@ class _Reader:
     def feed(self, data: bytes | bytearray) -> None:
         if self.closed:
             return
+        self.chunk = len(data)
         if self.in_head:
-            self.raw_in_head += len(data)
+            self.raw_in_head += self.chunk
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -225,9 +232,8 @@ class RequestReader(_Reader):
         encodings: list[bytes] = []
         hosts: list[bytes] = []
         connection: frozenset[bytes] = frozenset()
-        size = self.head_bytes  # the target's
+        self._check_head()
         for name, value in self.headers:  # one pass: a request head is read once per request
-            size += len(name) + len(value) + 4
             lowered = name.lower()
             if lowered in _FRAMING_NAMES:
                 if lowered == b"content-length":
@@ -238,7 +244,6 @@ class RequestReader(_Reader):
                     hosts.append(value)
                 else:
                     connection |= _tokens(value)
-        self._check_head(size)
         version = parser.get_http_version()
         if encodings and lengths:
             self._fail(400, "both Transfer-Encoding and Content-Length")
@@ -295,18 +300,20 @@ class ResponseReader(_Reader):
         lengths: list[bytes] = []
         chunked = False
         connection: frozenset[bytes] = frozenset()
-        size = 0
+        kept: Headers = []
+        self._check_head()
         for name, value in self.headers:  # one pass: an answer's head is read once per request
-            size += len(name) + len(value) + 4
             lowered = name.lower()
-            if lowered in _FRAMING_NAMES:
-                if lowered == b"content-length":
-                    lengths.append(value)
-                elif lowered == b"transfer-encoding":
-                    chunked = chunked or b"chunked" in value.lower()
-                elif lowered == b"connection":
-                    connection |= _tokens(value)
-        self._check_head(size)
+            if lowered not in _RESPONSE_DROP:
+                kept.append((name, value))
+            elif lowered == b"content-length":
+                lengths.append(value)
+            elif lowered == b"transfer-encoding":
+                chunked = chunked or b"chunked" in value.lower()
+            elif lowered == b"connection":
+                connection |= _tokens(value)
+        if connection:
+            kept = [(name, value) for name, value in kept if name.lower() not in connection]
         if len(lengths) > 1 and len(set(lengths)) > 1:
             self._fail(502, "the upstream sent conflicting Content-Length")
         length = int(lengths[0]) if lengths and lengths[0].strip().isdigit() and not chunked else None
@@ -316,7 +323,7 @@ class ResponseReader(_Reader):
         self.events.append(ResponseHead(
             status, self.reason, parser.get_http_version(), self.headers, parser.should_keep_alive(),
             None if head_only else length, chunked and not head_only, head_only, until_close, connection,
-            lengths[0].strip() if lengths else b""))
+            lengths[0].strip() if lengths else b"", kept))
         self.until_close = until_close
         if method == b"HEAD" and not 100 <= status < 200:
             # llhttp cannot be told the request was HEAD; it would wait for a body that never comes.
@@ -401,7 +408,6 @@ def request_framing(head: RequestHead, lines: list[bytes], *, upgrade: bool) -> 
     return b"".join(lines)
 
 
-_RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}  # Content-Length is written with the framing, once
 _UPGRADE = frozenset({b"upgrade"})
 
 
@@ -409,12 +415,12 @@ def response_head(head: ResponseHead, *, chunked: bool, keep_alive: bool, upgrad
                   http10_client: bool = False, extra: Headers = ()) -> bytes:  # type: ignore[assignment]
     reason = head.reason or REASONS.get(head.status, b"")
     lines = [b"HTTP/1.1 %d " % head.status, reason, b"\r\n"]
-    named = head.connection
-    drop = _RESPONSE_DROP if not named and not upgrade else dropped(
-        named, _UPGRADE if upgrade else frozenset(), _RESPONSE_DROP)
-    for name, value in head.headers:
-        if name.lower() not in drop:
-            lines += (name, b": ", value, b"\r\n")
+    headers = head.end_to_end
+    if headers is None or upgrade:  # written by hand, or a 101 (whose Upgrade header goes on)
+        drop = dropped(head.connection, _UPGRADE if upgrade else frozenset(), _RESPONSE_DROP)
+        headers = [(name, value) for name, value in head.headers if name.lower() not in drop]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
     for name, value in extra:
         lines += (name, b": ", value, b"\r\n")
     if upgrade:
