@@ -117,6 +117,9 @@ class IngressEngine:
         self.listeners: dict[socket.socket, Listener] = {}
         self.clients: set[Client] = set()
         self.route_cache: dict[tuple[str, bytes], Balancer] = {}  # (Host, target) -> where it went
+        # What this batch of events has to send, sent at its end (see _dispatch).
+        self.unsent_heads: list[Forward] = []
+        self.unsent_answers: list[Client] = []
         self.counters = {"accepted": 0, "forwarded": 0, "handed_off": 0, "handed_back": 0}
         self._next_check = math.inf
         self.now = 0.0  # trio's clock when this batch of events began: deadlines count from there
@@ -201,6 +204,7 @@ class IngressEngine:
                 else:
                     next_check = min(next_check, listener.paused_until)
         self._next_check = next_check
+        self._send_batch()  # the answers to timed-out requests
 
     def _timed_out(self, client: Client) -> None:
         forward = client.forward
@@ -216,6 +220,11 @@ class IngressEngine:
     # -- events --------------------------------------------------------------------------
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        """Handle a batch of ready descriptors, then send what they produced.
+
+        Sending at the end of the batch, not as each request or answer is ready, wakes a pod or a
+        client once for all that is ready for it, not once for each: on loopback a send to a
+        sleeping reader costs more than the rest of a request's system calls together."""
         handlers = self.handlers
         for fd, mask in events:
             handler = handlers.get(fd)  # None: closed earlier in this batch
@@ -254,6 +263,28 @@ class IngressEngine:
                         self._accept(listener)
                     except Exception:  # never the whole ingress for one listener's trouble
                         log.exception("accept_failed", port=listener.port)
+        self._send_batch()
+
+    def _send_batch(self) -> None:
+        # Until nothing is left: an answer sent in full lets the next pipelined request go up.
+        while self.unsent_heads or self.unsent_answers:
+            heads, self.unsent_heads = self.unsent_heads, []
+            for forward in heads:
+                client = forward.client
+                if client.forward is forward and forward.pending:
+                    try:
+                        self._flush_upstream(client, forward)
+                    except Exception:  # a bug must cost one connection, never the ingress
+                        log.exception("connection_failed", client=client.ip)
+                        self._close(client)
+            answers, self.unsent_answers = self.unsent_answers, []
+            for client in answers:
+                if client in self.clients and client.pending and not client.mask & WRITE:
+                    try:
+                        self._flush_client(client)
+                    except Exception:  # a bug must cost one connection, never the ingress
+                        log.exception("connection_failed", client=client.ip)
+                        self._close(client)
 
     def _accept(self, listener: Listener) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -326,34 +357,26 @@ class IngressEngine:
             return
 
     def _send_client(self, client: Client, data: bytes) -> None:
-        if client.pending:
-            client.pending += data
-            return
-        try:
-            sent = client.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self._close(client)
-            return
-        if sent < len(data):
-            client.pending += data[sent:]
-            self._set_mask(client, WRITE)
-            if client.forward is not None:  # take no more of the answer until the client catches up
-                self._set_upstream_mask(client.forward, 0)
-            self._set_deadline(client, self.settings.response_timeout)
+        """Pass ``data`` on to the client: at the end of this batch, or once it takes what it holds."""
+        if not client.pending:
+            self.unsent_answers.append(client)
+        client.pending += data
 
     def _flush_client(self, client: Client) -> None:
         try:
             sent = client.sock.send(client.pending)
         except (BlockingIOError, InterruptedError):
-            return
+            sent = 0
         except OSError:
             self._close(client)
             return
         del client.pending[:sent]
         self._set_deadline(client, self.settings.response_timeout)
         if client.pending:
+            if not client.mask & WRITE:  # the client is not taking it all: wait until it can take more
+                self._set_mask(client, WRITE)
+                if client.forward is not None:  # and take no more of the answer until then
+                    self._set_upstream_mask(client.forward, 0)
             return
         forward = client.forward
         if forward is not None:
@@ -413,17 +436,9 @@ class IngressEngine:
         client.forward = forward
         client.keep = True
         self.counters["forwarded"] += 1
-        data = upstream_head(head, client.forwarding, upstream.address)
-        try:
-            sent = forward.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the pooled connection closed under us: nothing went up, so try afresh on a task
-            self._end_forward(client, forward, reusable=False)
-            self._hand_off(client, head)
-            return
-        forward.pending = data[sent:]
-        self._set_upstream_mask(forward, READ | (WRITE if forward.pending else 0))
+        forward.pending = upstream_head(head, client.forwarding, upstream.address)
+        self.unsent_heads.append(forward)  # sent at the end of this batch
+        self._set_upstream_mask(forward, READ)
         self._set_deadline(client, self.settings.response_timeout)
         if client.eof:
             self._set_mask(client, 0)
@@ -432,13 +447,13 @@ class IngressEngine:
         try:
             sent = forward.sock.send(forward.pending)
         except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
+            sent = 0
+        except OSError as exc:  # a pooled connection closed under us: _upstream_broke tries afresh if it may
             self._upstream_broke(client, forward, str(exc))
             return
         forward.pending = forward.pending[sent:]
-        if not forward.pending:
-            self._set_upstream_mask(forward, READ)
+        if forward.mask:  # (0: reading is paused for a slow client, and writing waits with it)
+            self._set_upstream_mask(forward, READ | WRITE if forward.pending else READ)
 
     def _read_upstream(self, client: Client, forward: Forward) -> None:
         try:
@@ -583,10 +598,11 @@ class IngressEngine:
         client.keep = True
         self.clients.add(client)
         try:
-            self._await_request(client)
+            self._await_request(client)  # a request it pipelined may be forwarded at once
         except Exception:  # a bug must cost one connection, never the ingress
             log.exception("connection_failed", client=client.ip)
             self._close(client)
+        self._send_batch()
 
     # -- registration and teardown ----------------------------------------------------------------
 
