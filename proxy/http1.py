@@ -116,12 +116,16 @@ class _Reader:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.events: deque[Event] = deque()
-        # the message being read: its target (requests) or reason (responses), headers, head size
+        # the message being read: its target (requests) or reason (responses), headers
         self.url = self.reason = b""
         self.headers: Headers = []
-        self.head_bytes = 0
+        self.url_bytes = 0
         self.in_head = True
-        self.raw_in_head = 0  # bytes fed since the message began, until its head is complete
+        # Bytes fed while a head is read, counted two ways: from the feed after its message began
+        # (at most the head's size plus a feed: a head that never ends is cut off by it), and from
+        # the feed in which it began (at least the head's size: a head within it needs no summing).
+        self.raw_in_head = 0
+        self.head_bound = 0
         self.chunk = 0  # the size of what the parser is reading now
         self.error: ProtocolError | None = None
         self.closed = False  # no more messages: an upgrade, or an error
@@ -139,9 +143,10 @@ class _Reader:
     def on_message_begin(self) -> None:
         self.url = self.reason = b""
         self.headers = []
-        self.head_bytes = 0
+        self.url_bytes = 0
         self.in_head = True
         self.raw_in_head = 0
+        self.head_bound = self.chunk
         self.head_begun = True  # some of a head has arrived (for the header timeout)
 
     def on_url(self, url: bytes) -> None:
@@ -165,15 +170,13 @@ class _Reader:
         limits, headers = self.limits, self.headers
         if len(headers) > limits.max_headers:
             self._fail(431, f"more than {limits.max_headers} headers")
-        # The head came in this chunk, or in the bytes fed since its message began: when both are
-        # within the limit, so is the head, and its size need not be summed.
-        if max(self.raw_in_head, self.chunk) > limits.max_head_bytes:
-            if self.head_bytes + sum(len(name) + len(value) + 4 for name, value in headers) > limits.max_head_bytes:
+        if self.head_bound > limits.max_head_bytes:  # else the head is within the limit, too
+            if self.url_bytes + sum(len(name) + len(value) + 4 for name, value in headers) > limits.max_head_bytes:
                 self._fail(431, f"request head larger than {limits.max_head_bytes} bytes")
 
     def _count(self, size: int) -> None:
-        self.head_bytes += size
-        if self.head_bytes > self.limits.max_head_bytes:
+        self.url_bytes += size
+        if self.url_bytes > self.limits.max_head_bytes:
             self._fail(431, f"request head larger than {self.limits.max_head_bytes} bytes")
 
     def _fail(self, status: int, message: str) -> None:
@@ -186,9 +189,10 @@ class _Reader:
     def feed(self, data: bytes | bytearray) -> None:
         if self.closed:
             return
-        self.chunk = len(data)
+        self.chunk = size = len(data)
         if self.in_head:
-            self.raw_in_head += self.chunk
+            self.raw_in_head += size
+            self.head_bound += size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -289,7 +293,7 @@ class ResponseReader(_Reader):
             return None
         self.method = method
         self.head_done = self.until_close = False
-        self.in_head, self.raw_in_head = True, 0  # as a new reader: the next head's bytes are counted
+        self.in_head, self.raw_in_head, self.head_bound = True, 0, 0  # as a new reader: the next head's are counted
         return self
 
     def on_headers_complete(self) -> None:

@@ -91,6 +91,25 @@ def test_heads_over_the_limits_get_431_however_they_arrive() -> None:
     assert caught.value.status == 431
 
 
+@pytest.mark.parametrize("before", [b"", b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n"])
+def test_a_head_over_the_limit_is_refused_whichever_feeds_carry_it(before: bytes) -> None:
+    limits = Limits(max_head_bytes=1000, max_headers=10)
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: " + b"a" * 500 + b"\r\nX-B: " + b"b" * 500 + b"\r\n\r\n"
+    split = len(before) + head.index(b"X-B")  # each feed under the limit, the head over it
+    for data in ([before + head], [(before + head)[:split], (before + head)[split:]]):
+        reader = RequestReader(limits)
+        for part in data:
+            reader.feed(part)
+        if before:
+            assert isinstance(reader.next_event(), RequestHead) and isinstance(reader.next_event(), EndOfMessage)
+        with pytest.raises(ProtocolError) as caught:
+            reader.next_event()
+        assert caught.value.status == 431
+    fitting = RequestReader(limits)  # many small requests in one feed are each within the limit
+    fitting.feed(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n" * 100)
+    assert sum(isinstance(event, RequestHead) for event in iter(fitting.next_event, None)) == 100
+
+
 def test_upgrade_hands_over_the_bytes_after_the_head() -> None:
     got = request(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
     head = got[0]
