@@ -5,7 +5,8 @@ engine asks :meth:`Balancer.pick` for an endpoint when a connection arrives (the
 pick counts as an active connection at once, so a burst of arrivals spreads out
 before any of them has connected), then reports :meth:`connected`,
 :meth:`refused` (the pick is undone and the next best is asked for) and
-:meth:`closed`.
+:meth:`closed`; or :meth:`unpick`, when the pick was only a question (the ingress's
+loop asks, and hands the request to a task that asks again and gets the same answer).
 
 Endpoint objects outlive their place in the balancer: when the Endpoints change,
 connections already open keep theirs and finish there, while new connections
@@ -46,6 +47,7 @@ class Balancer:
     clock: Callable[[], float] = time.monotonic
     endpoints: list[Endpoint] = field(default_factory=list)
     _cursor: int = 0
+    _cursor_before: int = 0  # where the cursor was before the last pick moved it
     _affinity: dict[str, _Affinity] = field(default_factory=dict)
     _prune_at: int = 1024
 
@@ -101,6 +103,13 @@ class Balancer:
     def closed(self, endpoint: Endpoint) -> None:
         endpoint.active -= 1
 
+    def unpick(self, endpoint: Endpoint) -> None:
+        """Undo the last pick, ``endpoint``, as if it had not been made: the next pick makes it again.
+
+        Without this, an endpoint picked and given up on would lose its turn in the rotation."""
+        endpoint.active -= 1
+        self._cursor = self._cursor_before if self._cursor_before < len(self.endpoints) else 0
+
     def _sticky(self, client_ip: str, exclude: Collection[Endpoint], now: float) -> Endpoint | None:
         if self.affinity_timeout is None:
             return None
@@ -117,6 +126,7 @@ class Balancer:
         endpoints = self.endpoints
         count = len(endpoints)
         if count == 1:  # nothing to weigh (an Ingress in front of one pod asks this per request)
+            self._cursor_before = 0
             return None if exclude and endpoints[0] in exclude else endpoints[0]
         best: Endpoint | None = None
         best_at = 0
@@ -130,6 +140,7 @@ class Balancer:
             if best is None or rank < best_rank:
                 best, best_at, best_rank = endpoint, at, rank
         if best is not None:
+            self._cursor_before = self._cursor
             self._cursor = (best_at + 1) % count
         return best
 

@@ -424,7 +424,7 @@ class IngressEngine:
             (endpoint.ip, endpoint.port), check=head.method not in IDEMPOTENT, watched=True)
         if endpoint is None or upstream is None:
             if endpoint is not None:
-                balancer.closed(endpoint)  # undo the pick: the task picks again
+                balancer.unpick(endpoint)  # the task picks again, and gets this one, with a new connection
             self._hand_off(client, head)  # to connect, or to retry over the endpoints, or to say why not
             return
         balancer.connected(endpoint)

@@ -42,6 +42,21 @@ def test_ties_rotate_so_short_connections_spread_evenly() -> None:
     assert [e.active for e in balancer.endpoints] == [0, 0, 0]
 
 
+def test_an_unpicked_endpoint_keeps_its_turn() -> None:
+    balancer = three()
+    chosen = []
+    for _ in range(6):  # each pick asked twice: once only to look (undone), then for real
+        looked = balancer.pick("1.1.1.1")
+        assert looked is not None
+        balancer.unpick(looked)
+        endpoint = balancer.pick("1.1.1.1")
+        assert endpoint is looked
+        balancer.closed(endpoint)
+        chosen.append(endpoint.target)
+    assert chosen == ["a", "b", "c", "a", "b", "c"]
+    assert [e.active for e in balancer.endpoints] == [0, 0, 0]
+
+
 def test_new_connections_go_to_the_least_busy() -> None:
     balancer = three()
     held = picked(balancer, 3)  # one long connection on each

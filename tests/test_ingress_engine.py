@@ -5,6 +5,7 @@ task of its own, and a connection moves between the two without the client seein
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -159,3 +160,18 @@ async def test_the_loop_routes_afresh_when_ingresses_or_services_change(cluster:
         assert b"not found" in answer.body
     finally:
         await client.aclose()
+
+
+@pytest.mark.deadline(90)
+async def test_one_request_per_connection_still_reaches_every_pod(cluster: Cluster) -> None:
+    # The loop picks a pod, finds no idle connection to it, and hands the request to a task: the
+    # task must connect to that same pod, or it loses its turn and one pod never gets a request.
+    ing = await cluster.start_ingress()
+    await serve_app(cluster, "trio3", replicas=3)
+    await cluster.client.create(ingress("three", [rule(HOST, ("/", "Prefix", "trio3"))]))
+    await routed(ing, HOST, "/warm")
+    assert ing.bound.http is not None
+    pods: Counter[str] = Counter()
+    for i in range(9):  # a new connection each time
+        pods[echoed(await get(ing.bound.http, HOST, f"/{i}"))["pod"]] += 1
+    assert len(pods) == 3 and min(pods.values()) >= 2, pods
