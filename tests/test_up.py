@@ -50,9 +50,10 @@ class Up:
         return await self.process.wait()
 
 
-async def start_up(home: Home, nursery: trio.Nursery) -> Up:
+async def start_up(home: Home, nursery: trio.Nursery, *flags: str) -> Up:
     process = await trio.lowlevel.open_process(
-        KUBEMU + ["up", "--api-port", "0", "--http-port", "0", "--https-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home),
+        KUBEMU + ["up", "--api-port", "0", "--http-port", "0", "--https-port", "0", *flags], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env_for(home),
     )
     up = Up(process)
     nursery.start_soon(up.drain)
@@ -199,7 +200,7 @@ spec:
 @pytest.mark.deadline(90)
 async def test_up_serves_services_through_its_proxy(home: Home, nursery: trio.Nursery) -> None:
     import json
-    up = await start_up(home, nursery)
+    up = await start_up(home, nursery, "--header-timeout", "0.5", "--max-headers", "5")
     try:
         assert b"service proxy" in up.output
         applied = await kubemu(home, "apply", "-f", "-", stdin=SERVED)
@@ -231,6 +232,16 @@ async def test_up_serves_services_through_its_proxy(home: Home, nursery: trio.Nu
                 await trio.sleep(0.1)
         listed = await kubemu(home, "get", "ingress", "hello")
         assert b"hello.example" in listed.stdout and b"127.0.0.1" in listed.stdout and str(http_port).encode() in listed.stdout
+        # The ingress flags given to `up` reach its ingress: a head unfinished after 0.5 s (not the
+        # default 10 s) gets 408, and a sixth header 431.
+        async with await trio.open_tcp_stream("127.0.0.1", http_port) as stream:
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: nowhere.example\r\n")
+            with trio.fail_after(5):
+                assert (await stream.receive_some(1000)).startswith(b"HTTP/1.1 408")
+        async with await trio.open_tcp_stream("127.0.0.1", http_port) as stream:
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: nowhere.example\r\n" + b"X-A: 1\r\n" * 5 + b"\r\n")
+            with trio.fail_after(5):
+                assert (await stream.receive_some(1000)).startswith(b"HTTP/1.1 431")
     finally:
         assert await up.stop() == 0
     assert processes_with_home(home.root) == []

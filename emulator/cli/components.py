@@ -14,6 +14,7 @@ import structlog
 import trio
 
 from emulator import logs
+from emulator.cli.ingressflags import add_ingress_flags, ingress_settings
 from emulator.client.config import ClientConfig, write_config
 from emulator.home import Home
 from emulator.lifecycle import find_error, raise_fd_limit, run_until_stopped
@@ -81,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.add_argument("--https-port", type=int, default=8443, help="HTTPS port (default 8443; -1: none)")
     i.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME",
                    help="an ingressClassName to serve (repeatable; default: kubemu and nginx)")
+    add_ingress_flags(i)
     add_process_flags(i)
     i.set_defaults(handler=ingress)
 
@@ -190,7 +192,6 @@ def proxy(args: argparse.Namespace) -> int:
 
 
 def ingress(args: argparse.Namespace) -> int:
-    from emulator.settings import IngressSettings
     from proxy.ingressproxy import IngressOptions, serve_ingress
 
     started = _joining(args, f"ingress/{args.name}")
@@ -205,7 +206,7 @@ def ingress(args: argparse.Namespace) -> int:
     options = IngressOptions(name=args.name, address=args.address, http_port=ports["--http-port"],
                              https_port=ports["--https-port"], classes=tuple(args.classes) or IngressOptions.classes,
                              advertise=args.advertise)
-    settings = IngressSettings()
+    settings = ingress_settings(args)
     return _run_joined(args, started[1], "ingress",
                        lambda client, task_status: serve_ingress(client, options, settings, task_status=task_status),
                        ready=lambda proxy: proxy.bound.describe(options.status_address))

@@ -25,6 +25,7 @@ import trio
 
 from emulator import logs
 from emulator.cli.components import add_controller_flags, add_process_flags
+from emulator.cli.ingressflags import add_ingress_flags, ingress_argv
 from emulator.cli.context import UsageError
 from emulator.home import Home, ensure_token
 from emulator.pidlock import Locked, lock_exclusively
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--http-port", type=int, default=8080, help="the ingress's HTTP port (default 8080; 0: any free)")
     p.add_argument("--https-port", type=int, default=8443, help="the ingress's HTTPS port (default 8443; 0: any free)")
     add_controller_flags(p)
+    add_ingress_flags(p)
     add_process_flags(p)
     p.set_defaults(handler=up)
 
@@ -115,7 +117,8 @@ class Supervisor:
         self.proxy = Component("proxy", base + ["proxy", "--name", "proxy"] + flags)
         self.ingress = Component("ingress", base + ["ingress", "--name", "ingress", "--address", args.host,
                                                     "--http-port", str(args.http_port),
-                                                    "--https-port", str(args.https_port)] + flags)
+                                                    "--https-port", str(args.https_port)]
+                                 + ingress_argv(args) + flags)
         self.components = [self.api, *self.nodes, self.proxy, self.ingress]
 
     async def run(self, stopping: trio.Event) -> None:
