@@ -172,15 +172,16 @@ class ClientConnection:
             await self._answer(answer.status, answer.message, keep_alive=keep, head_only=head.method == b"HEAD",
                                headers=answer.headers)
             return keep
+        timeout = backend.read_timeout or self.settings.response_timeout
         try:
             for _ in range(3):
                 try:
-                    return await Exchange(self, head, upstream).run()
+                    return await Exchange(self, head, upstream, timeout).run()
                 except StaleUpstream:  # the pod closed a kept-alive connection just as it was reused
                     if head.has_body or head.method not in IDEMPOTENT:
                         raise Answer(502, "the upstream closed the connection without answering") from None
                     upstream = await self._fresh(endpoint, backend)
-            return await Exchange(self, head, upstream).run()
+            return await Exchange(self, head, upstream, timeout).run()
         except Answer as answer:
             self.unread_body = self.unread_body or head.has_body
             await self._answer(answer.status, answer.message, keep_alive=False, head_only=head.method == b"HEAD")
@@ -190,7 +191,7 @@ class ClientConnection:
 
     async def _fresh(self, endpoint: Endpoint, backend: Backend) -> Upstream:
         try:
-            return await self.routes.pool.connect((endpoint.ip, endpoint.port))
+            return await self.routes.pool.connect((endpoint.ip, endpoint.port), backend.connect_timeout)
         except ConnectTimeout:
             raise Answer(504, f"{endpoint.address} of {backend.describe()} did not accept a connection in time") \
                 from None
@@ -208,7 +209,7 @@ class ClientConnection:
                 raise Answer(502, f"every endpoint of {backend.describe()} refused the connection")
             tried.append(endpoint)
             try:
-                upstream = await self.routes.pool.take((endpoint.ip, endpoint.port))
+                upstream = await self.routes.pool.take((endpoint.ip, endpoint.port), backend.connect_timeout)
             except (OSError, ConnectTimeout, ValueError) as exc:
                 timed_out = timed_out or isinstance(exc, ConnectTimeout)
                 balancer.refused(endpoint)

@@ -75,15 +75,16 @@ class Listener:
 class Forward:
     """One request forwarded by the loop on a pooled upstream connection."""
 
-    __slots__ = ("client", "head", "balancer", "endpoint", "upstream", "sock", "fd", "relay", "answer_begun",
-                 "pending", "mask")
+    __slots__ = ("client", "head", "balancer", "endpoint", "upstream", "sock", "fd", "relay", "timeout",
+                 "answer_begun", "pending", "mask")
 
     def __init__(self, client: Client, head: RequestHead, balancer: Balancer, endpoint: Endpoint,
-                 upstream: Upstream, relay: ResponseRelay) -> None:
+                 upstream: Upstream, relay: ResponseRelay, timeout: float) -> None:
         self.client, self.head, self.balancer, self.endpoint, self.upstream = client, head, balancer, endpoint, upstream
         self.sock = upstream.stream.socket
         self.fd = self.sock.fileno()
         self.relay = relay
+        self.timeout = timeout  # for the answer to begin, and for each of its pieces (504)
         self.answer_begun = False
         self.pending = b""  # head bytes the upstream has not taken yet
         self.mask = 0
@@ -116,7 +117,8 @@ class IngressEngine:
         self.handlers: dict[int, Listener | Client | Forward | Upstream] = {}  # registered descriptor -> its handler
         self.listeners: dict[socket.socket, Listener] = {}
         self.clients: set[Client] = set()
-        self.route_cache: dict[tuple[str, bytes], Balancer] = {}  # (Host, target) -> where it went
+        # (Host, target) -> where it went, and how long its answer may take to begin
+        self.route_cache: dict[tuple[str, bytes], tuple[Balancer, float]] = {}
         # What this batch of events has to send, sent at its end (see _dispatch).
         self.unsent_heads: list[Forward] = []
         self.unsent_answers: list[Client] = []
@@ -211,7 +213,7 @@ class IngressEngine:
         if client.pending or (forward is None and not client.keep):
             self._close(client)  # the client is not taking its answer
         elif forward is not None:
-            self._fail(client, 504, f"the upstream sent nothing for {self.settings.response_timeout:g} s")
+            self._fail(client, 504, f"the upstream sent nothing for {forward.timeout:g} s")
         elif client.head_timed:
             self._answer(client, 408, "request head not received in time")
         else:
@@ -407,16 +409,17 @@ class IngressEngine:
             self._hand_off(client, head)
             return
         key = (head.host, head.target)
-        balancer = self.route_cache.get(key)
-        if balancer is None:
+        route = self.route_cache.get(key)
+        if route is None:
             try:
-                balancer, _ = route_request(self.routes, head, "http")
+                balancer, backend = route_request(self.routes, head, "http")
             except Answer:
                 self._hand_off(client, head)  # the task path answers it (and knows how to keep the connection)
                 return
             if len(self.route_cache) >= ROUTES_REMEMBERED:
                 self.route_cache.clear()
-            self.route_cache[key] = balancer
+            route = self.route_cache[key] = (balancer, backend.read_timeout or self.settings.response_timeout)
+        balancer, timeout = route
         endpoint = balancer.pick(client.ip)
         # Idle connections are watched here, so a closed one is usually gone already; a request that
         # may not be sent twice still gets the pool's peek, as it cannot be retried.
@@ -428,7 +431,8 @@ class IngressEngine:
             self._hand_off(client, head)  # to connect, or to retry over the endpoints, or to say why not
             return
         balancer.connected(endpoint)
-        forward = Forward(client, head, balancer, endpoint, upstream, ResponseRelay(head, self.settings.receive_bytes, upstream.reader))
+        relay = ResponseRelay(head, self.settings.receive_bytes, upstream.reader)
+        forward = Forward(client, head, balancer, endpoint, upstream, relay, timeout)
         if upstream.watched:  # its registration passes from the idle watch to this forward
             self.handlers[forward.fd] = forward
             forward.mask = READ
@@ -439,7 +443,7 @@ class IngressEngine:
         forward.pending = upstream_head(head, client.forwarding, upstream.address)
         self.unsent_heads.append(forward)  # sent at the end of this batch
         self._set_upstream_mask(forward, READ)
-        self._set_deadline(client, self.settings.response_timeout)
+        self._set_deadline(client, timeout)
         if client.eof:
             self._set_mask(client, 0)
 
@@ -496,7 +500,7 @@ class IngressEngine:
                 return  # the rest once the client has taken this (its flush steps the relay again)
             if state == MORE:
                 self._set_upstream_mask(forward, READ | (WRITE if forward.pending else 0))
-                self._set_deadline(client, self.settings.response_timeout)
+                self._set_deadline(client, forward.timeout)
                 return
             if state != FLUSH:  # an upgrade, which a bodiless request without Upgrade never gets
                 self._fail(client, 502, "the upstream switched protocols unasked")

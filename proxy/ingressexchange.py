@@ -39,17 +39,19 @@ class StaleUpstream(Exception):
 class Exchange:
     """One request forwarded on one upstream connection, and its answer back."""
 
-    def __init__(self, conn: ClientConnection, head: RequestHead, upstream: Upstream) -> None:
+    def __init__(self, conn: ClientConnection, head: RequestHead, upstream: Upstream, response_timeout: float) -> None:
         self.conn = conn
         self.head = head
         self.upstream = upstream
         self.settings = conn.settings
+        self.response_timeout = response_timeout  # the proxy's, or the Ingress's proxy-read-timeout
         self.body_sent = not head.has_body
         self.body_begun = False
         self.answer_begun = False  # some of the upstream's answer was received
         self.response_started = False  # the final answer's head reached the client
         self.client_error: Answer | None = None  # the request body broke (400) or stalled (408)
         self.body_abandoned = False  # the upstream stopped taking the body: its answer decides
+        self._waiting: trio.CancelScope | None = None  # a wait for the answer begun while the body went up
 
     async def run(self) -> bool:
         """True when the client connection may carry another request."""
@@ -129,6 +131,7 @@ class Exchange:
                     if head.chunked:
                         await out.send_all(http1.LAST_CHUNK)
                     self.body_sent = True
+                    self._answer_due()
                     return
                 else:
                     raise ClientGone
@@ -141,12 +144,19 @@ class Exchange:
             # The upstream stopped reading (say, an early 413 and a close): its answer, or the
             # lack of one (502), is what the client gets; the relay is still reading it.
             self.body_abandoned = True
+            self._answer_due()
+
+    def _answer_due(self) -> None:
+        """The request is all up (or never will be): a wait for the answer begun meanwhile gets its deadline."""
+        if self._waiting is not None:
+            self._waiting.deadline = trio.current_time() + self.response_timeout
 
     async def _receive_upstream(self) -> bytes:
         stream = self.upstream.stream
         # As nginx's proxy_read_timeout, the wait for an answer starts once the request is all sent.
-        timeout = self.settings.response_timeout if self.body_sent or self.body_abandoned else math.inf
-        with trio.move_on_after(timeout) as timer:
+        due = self.body_sent or self.body_abandoned
+        with trio.CancelScope(deadline=trio.current_time() + self.response_timeout if due else math.inf) as timer:
+            self._waiting = None if due else timer  # its deadline is set once the body is all up
             try:
                 if self.answer_begun:
                     data = await stream.receive_some(self.settings.receive_bytes)
@@ -156,8 +166,9 @@ class Exchange:
                 if self.upstream.reused and not self.answer_begun:
                     raise StaleUpstream from None
                 raise
+        self._waiting = None
         if timer.cancelled_caught:
-            raise Answer(504, f"the upstream sent nothing for {self.settings.response_timeout:g} s")
+            raise Answer(504, f"the upstream sent nothing for {self.response_timeout:g} s")
         if not data and self.upstream.reused and not self.answer_begun:
             raise StaleUpstream
         self.answer_begun = True

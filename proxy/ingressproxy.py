@@ -290,7 +290,7 @@ class IngressProxy:
         return None
 
     def _report(self, table: RouteTable, ours: list[Obj]) -> None:
-        problems = [(c.ingress, "Conflict", c.message) for c in table.conflicts]
+        problems = [(c.ingress, c.reason, c.message) for c in table.conflicts]
         for served in ours:  # a port another program holds: said where the user looks, on the Ingress
             for message in self.bound.problems.values():
                 problems.append(((served["metadata"]["namespace"], served["metadata"]["name"]), "FailedToListen",

@@ -21,10 +21,14 @@ Every Ingress of our class contributes its rules; together they make one table.
   its Ingress says ``ssl-redirect: "false"``; ``force-ssl-redirect: "true"``
   redirects even without TLS. The annotations are read under ingress-nginx's
   prefix and under ``kubemu.dev/``, so the same YAML works on both.
+- Timeouts, as ingress-nginx's annotations: ``proxy-connect-timeout`` and
+  ``proxy-read-timeout`` (seconds) replace the proxy's own for that Ingress's
+  backends; a value that is no positive number is reported and ignored.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +46,8 @@ class Backend:
     port_name: str | None = None
     ingress: IngressKey = ("", "")
     ssl_redirect: bool | None = None  # True: always; False: never; None: when the host has TLS
+    connect_timeout: float | None = None  # seconds, from the Ingress's annotation (None: the proxy's own)
+    read_timeout: float | None = None  # seconds for the pod to start (and go on with) its answer
 
     def describe(self) -> str:
         port = self.port_number if self.port_number is not None else self.port_name
@@ -50,8 +56,9 @@ class Backend:
 
 @dataclass(frozen=True)
 class Conflict:
-    ingress: IngressKey  # the one that lost
+    ingress: IngressKey  # the one that lost (or whose annotation is ignored)
     message: str
+    reason: str = "Conflict"  # the Event's reason
 
 
 @dataclass
@@ -159,32 +166,60 @@ def _age(ingress: Obj) -> tuple[str, str, str]:
     return meta.get("creationTimestamp", ""), meta.get("namespace", "default"), meta.get("name", "")
 
 
-def _backend(raw: Any, key: IngressKey, ssl_redirect: bool | None = None) -> Backend | None:
+@dataclass(frozen=True)
+class _Policy:
+    """What an Ingress's annotations say about all of its backends."""
+
+    ssl_redirect: bool | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+
+
+def _backend(raw: Any, key: IngressKey, policy: _Policy = _Policy()) -> Backend | None:
     service = (raw or {}).get("service") if isinstance(raw, dict) else None
     if not isinstance(service, dict) or not isinstance(service.get("name"), str):
         return None
     port = service.get("port") or {}
     number, name = port.get("number"), port.get("name")
     return Backend(key[0], service["name"], number if isinstance(number, int) else None,
-                   name if isinstance(name, str) else None, key, ssl_redirect)
+                   name if isinstance(name, str) else None, key, policy.ssl_redirect, policy.connect_timeout,
+                   policy.read_timeout)
 
 
 ANNOTATION_PREFIXES = ("nginx.ingress.kubernetes.io/", "kubemu.dev/")
 
 
-def _redirect_policy(meta: Obj) -> bool | None:
+def _policy(meta: Obj, key: IngressKey, conflicts: list[Conflict]) -> _Policy:
     annotations = meta.get("annotations") or {}
 
-    def flag(name: str) -> str | None:
+    def annotation(name: str) -> tuple[str, str] | None:
+        """(the annotation's full name, its value) under either prefix."""
         for prefix in ANNOTATION_PREFIXES:
             value = annotations.get(prefix + name)
             if isinstance(value, str):
-                return value.strip().lower()
+                return prefix + name, value.strip()
         return None
 
-    if flag("force-ssl-redirect") == "true":
-        return True
-    return False if flag("ssl-redirect") == "false" else None
+    def flag(name: str) -> str | None:
+        found = annotation(name)
+        return found[1].lower() if found else None
+
+    def seconds(name: str) -> float | None:
+        found = annotation(name)
+        if found is None:
+            return None
+        try:
+            value = float(found[1])
+        except ValueError:
+            value = math.nan
+        if not 0 < value < math.inf:
+            conflicts.append(Conflict(key, f"annotation {found[0]}: {found[1]!r} is not a positive number of "
+                                           f"seconds; the proxy's own timeout applies", "BadAnnotation"))
+            return None
+        return value
+
+    redirect = True if flag("force-ssl-redirect") == "true" else False if flag("ssl-redirect") == "false" else None
+    return _Policy(redirect, seconds("proxy-connect-timeout"), seconds("proxy-read-timeout"))
 
 
 def ours(ingress: Obj, class_name: str, is_default_class: bool = True) -> bool:
@@ -203,8 +238,8 @@ def build(ingresses: Iterable[Obj]) -> RouteTable:
     for ingress in sorted(ingresses, key=_age):
         meta, spec = ingress.get("metadata") or {}, ingress.get("spec") or {}
         key: IngressKey = (meta.get("namespace", "default"), meta.get("name", ""))
-        redirect = _redirect_policy(meta)
-        default = _backend(spec.get("defaultBackend"), key, redirect)
+        policy = _policy(meta, key, table.conflicts)
+        default = _backend(spec.get("defaultBackend"), key, policy)
         if default is not None:
             if table.default is None:
                 table.default = default
@@ -215,7 +250,7 @@ def build(ingresses: Iterable[Obj]) -> RouteTable:
         for rule in spec.get("rules") or []:
             host = normalize_host(rule.get("host") or "")
             for entry in ((rule.get("http") or {}).get("paths") or []):
-                backend = _backend(entry.get("backend"), key, redirect)
+                backend = _backend(entry.get("backend"), key, policy)
                 if backend is None:
                     table.conflicts.append(Conflict(key, f"path {entry.get('path', '/')!r}: only Service backends "
                                                          f"are served"))

@@ -52,11 +52,12 @@ class UpstreamPool:
         self.counters = {"connected": 0, "reused": 0, "stale": 0}
         self.watcher: Watcher | None = None
 
-    async def take(self, address: Address) -> Upstream:
-        """An open connection to ``address``: an idle one if any is still good, else a new one.
+    async def take(self, address: Address, timeout: float | None = None) -> Upstream:
+        """An open connection to ``address``: an idle one if any is still good, else a new one
+        (connected within ``timeout`` seconds, or ``connect_timeout``).
 
         Raises OSError (refused, unreachable) or ConnectTimeout."""
-        return self.take_idle(address) or await self.connect(address)
+        return self.take_idle(address) or await self.connect(address, timeout)
 
     def take_idle(self, address: Address, *, check: bool = True, watched: bool = False) -> Upstream | None:
         """An idle connection to ``address`` that is still good, if there is one.
@@ -89,13 +90,15 @@ class UpstreamPool:
             self.watcher.unwatch(upstream)
         upstream.watched = False
 
-    async def connect(self, address: Address) -> Upstream:
-        """A new connection to ``address``; raises OSError or ConnectTimeout."""
-        with trio.move_on_after(self.settings.connect_timeout):
+    async def connect(self, address: Address, timeout: float | None = None) -> Upstream:
+        """A new connection to ``address`` within ``timeout`` (or ``connect_timeout``) seconds; raises
+        OSError or ConnectTimeout."""
+        timeout = timeout or self.settings.connect_timeout
+        with trio.move_on_after(timeout):
             stream = await connect(address)
             self.counters["connected"] += 1
             return Upstream(stream, address)
-        raise ConnectTimeout(f"no answer from {address[0]}:{address[1]} within {self.settings.connect_timeout:g} s")
+        raise ConnectTimeout(f"no answer from {address[0]}:{address[1]} within {timeout:g} s")
 
     def give_back(self, upstream: Upstream) -> None:
         idle = self.idle.setdefault(upstream.address, [])

@@ -114,3 +114,21 @@ def test_normalize_host() -> None:
     assert normalize_host("Example.com:80") == "example.com"
     assert normalize_host("[::1]:8080") == "[::1]"
     assert normalize_host("localhost") == "localhost"
+
+
+@pytest.mark.parametrize("value, timeout, reported", [("120", 120.0, False), (" 2.5 ", 2.5, False), ("0", None, True),
+                                                      ("-3", None, True), ("10s", None, True), ("inf", None, True)])
+def test_timeout_annotations_reach_every_backend_of_their_ingress(value: str, timeout: float | None,
+                                                                  reported: bool) -> None:
+    annotated = ingress("slow", [rule("slow.example", path("/", "slow"))], default="fallback")
+    annotated["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/proxy-read-timeout": value,
+                                            "kubemu.dev/proxy-connect-timeout": "3"}
+    plain = ingress("plain", [rule("plain.example", path("/", "plain"))])
+    table = build([annotated, plain])
+    for backend in (table.lookup("slow.example", "/"), table.default):
+        assert backend is not None and (backend.read_timeout, backend.connect_timeout) == (timeout, 3.0)
+    other = table.lookup("plain.example", "/")
+    assert other is not None and (other.read_timeout, other.connect_timeout) == (None, None)
+    bad = [c for c in table.conflicts if c.reason == "BadAnnotation"]
+    assert len(bad) == int(reported) and all(c.ingress == ("shop", "slow") and "proxy-read-timeout" in c.message
+                                             for c in bad)
